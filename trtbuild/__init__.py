@@ -1,0 +1,45 @@
+"""trtbuild: build, check and benchmark TensorRT engines from ONNX.
+
+The public API is imported lazily so that ``import trtbuild`` (and ``python -m trtbuild --help``)
+stays fast: numpy, onnx, torch and TensorRT load only when a function that needs them is called.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_API = {
+    "BuildSpec": "trtbuild.spec:BuildSpec",
+    "BuildOptions": "trtbuild.spec:BuildOptions",
+    "SystemOptions": "trtbuild.spec:SystemOptions",
+    "InferenceOptions": "trtbuild.spec:InferenceOptions",
+    "ReportingOptions": "trtbuild.spec:ReportingOptions",
+    "Profile": "trtbuild.shapes:Profile",
+    "ShapeRange": "trtbuild.shapes:ShapeRange",
+    "profile_from_flags": "trtbuild.shapes:profile_from_flags",
+    "load_profiles_file": "trtbuild.shapes:load_profiles_file",
+    "inspect_model": "trtbuild.model.inspect:inspect_model",
+    "plan_build": "trtbuild.plan:plan_build",
+    "doctor": "trtbuild.doctor:run_checks",
+    "TrtbuildError": "trtbuild.errors:TrtbuildError",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'trtbuild' has no attribute '{name}'")
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,84 @@
+"""``python -m trtbuild``: one sub-command per module in this package.
+
+Each module defines ``register(subparsers)`` and ``run(args) -> int`` and imports its heavy
+dependencies inside ``run``, so ``--help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from trtbuild import __version__
+from trtbuild.errors import TrtbuildError
+
+#: Sub-command modules, in the order ``--help`` lists them.
+COMMAND_MODULES = (
+    "trtbuild.cli.build",
+    "trtbuild.cli.trtexec",
+    "trtbuild.cli.inspect",
+    "trtbuild.cli.doctor",
+)
+
+DESCRIPTION = """\
+Build TensorRT engines from ONNX with dynamic-shape profiles and FP16/INT8, check them against
+ONNX Runtime and PyTorch, and time them the way trtexec does.
+
+examples:
+  trtbuild inspect model.onnx
+  trtbuild build model.onnx --min 1x3x640x640 --max 16x3x640x640 --dry-run
+  trtbuild build model.onnx --min images:1x3x640x640 --opt images:8x3x640x640 --max images:16x3x640x640 --fp16
+  trtbuild trtexec --onnx=model.onnx --shapes=input:1x3x224x224 --fp16 --dry-run
+  trtbuild doctor
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trtbuild",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="version", version=f"trtbuild {__version__}")
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"],
+                        help="how much to log (default: info)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    from trtbuild.console import LogHandler
+
+    root = logging.getLogger()
+    root.handlers[:] = [LogHandler()]
+    root.setLevel(getattr(logging, level.upper()))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if extra and not getattr(args, "accepts_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
+    _setup_logging("debug" if getattr(args, "verbose", False) else args.log_level)
+    try:
+        return int(args.run(args) or 0)
+    except TrtbuildError as exc:
+        from trtbuild.console import print_error
+
+        print_error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ntrtbuild: interrupted; nothing half-written was kept.", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0

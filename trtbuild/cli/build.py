@@ -1,0 +1,67 @@
+"""``trtbuild build``: ONNX -> TensorRT engine + manifest (or, with --dry-run, the checked plan)."""
+
+from __future__ import annotations
+
+import argparse
+
+from trtbuild.cli._buildflags import add_build_options, add_dialect_option
+
+EPILOG = """\
+shapes:
+  --min/--opt/--max take trtexec's grammar: name:AxBxC[,name:AxBxC]; a bare 1x3x640x640 names the only
+  dynamic input. Missing members are filled as trtexec does (min+max: opt=max; only --shapes: fixed).
+  Several profiles: repeat --min/--opt/--max (the i-th of each forms profile i), use --profile N before
+  each group as in trtexec, or --profiles FILE.toml.
+
+examples:
+  trtbuild build model.onnx --min 1x3x640x640 --max 16x3x640x640 --dry-run
+  trtbuild build model.onnx --minShapes=images:1x3x640x640 --maxShapes=images:16x3x640x640 --fp16 -o m.engine
+  trtbuild build model.onnx --profiles yolo640 --memPoolSize=workspace:4G --timingCacheFile=trt.cache
+  trtbuild build model.onnx --min 1x3x640x640 --max 16x3x640x640 --dry-run --trtexec-version 11
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "build",
+        help="build a TensorRT engine from ONNX (or --dry-run: validate and print the plan)",
+        description="Build a TensorRT engine from an ONNX model. Every trtexec build option is accepted under "
+        "its trtexec name; --dry-run checks shapes and options against the model and prints the plan and the "
+        "equivalent trtexec command line, without TensorRT.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument("model", help="ONNX file, or zoo:NAME for a built-in model")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; build nothing")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
+    add_dialect_option(parser)
+    add_build_options(parser)
+    parser.set_defaults(run=run)
+
+
+def spec_from_args(args: argparse.Namespace) -> object:
+    from trtbuild.shapes import load_profiles_file
+    from trtbuild.spec import BuildSpec
+
+    # build's flags are trtbuild's own: accept every trtexec version's spelling; the chosen
+    # --trtexec-version only shapes the printed command line.
+    spec = BuildSpec.from_pairs(args.trtexec_pairs, dialect=None, onnx=args.model)
+    for source in args.profiles:
+        spec.build.profiles += load_profiles_file(source)
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from trtbuild.cli._plan_output import print_plan
+    from trtbuild.plan import plan_build
+
+    spec = spec_from_args(args)
+    plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
+    if args.dry_run:
+        print_plan(plan, as_json=args.json)
+        return 0
+    from trtbuild.build import build_from_plan
+
+    build_from_plan(plan)
+    return 0
