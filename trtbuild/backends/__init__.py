@@ -1,0 +1,1 @@
+"""Runners: one interface over TensorRT, ONNX Runtime and PyTorch (see base.Runner)."""
