@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-import textwrap
 from typing import Any
 
 
 def print_error(message: str) -> None:
-    width = 100
-    body = textwrap.fill(message, width=width, initial_indent="trtbuild: error: ", subsequent_indent="  ")
-    print(body, file=sys.stderr)
+    # One paragraph on one line: the terminal wraps it, and grep still finds it whole.
+    print("trtbuild: error: " + " ".join(message.split()), file=sys.stderr)
 
 
 class LogHandler(logging.Handler):

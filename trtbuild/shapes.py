@@ -164,7 +164,7 @@ def _fill_one(name: str, given: Mapping[str, Dims]) -> ShapeRange:
     if opt is None:
         if lo is not None and hi is not None:
             opt = hi
-            log.info("No --opt for %s: using its --max %s (trtexec's rule).", label, format_dims(hi))
+            log.debug("No --opt for %s: using its --max %s (trtexec's rule).", label, format_dims(hi))
         else:
             opt = lo if lo is not None else hi
     if opt is None:
@@ -378,7 +378,7 @@ def profiles_from_events(events: Iterable[tuple[str, str]]) -> list[Profile]:
     for which in SHAPE_FLAGS:
         if per_flag[which] and len(per_flag[which]) != count:
             raise ShapeError(
-                f"--{which} was given {len(per_flag[which])} times but another shape flag {count} times; "
+                f"--{which} was given {_times(len(per_flag[which]))} but another shape flag {_times(count)}; "
                 "with several profiles give each of --min/--opt/--max once per profile (or use --profile N)."
             )
     return [
@@ -388,6 +388,10 @@ def profiles_from_events(events: Iterable[tuple[str, str]]) -> list[Profile]:
         )
         for i in range(count)
     ]
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n} times"
 
 
 def _profiles_with_markers(events: list[tuple[str, str]]) -> list[Profile]:

@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtbuild.errors import ShapeError, SpecError
+from trtbuild.errors import SpecError
 from trtbuild.shapes import Profile, TensorInfo, parse_shape_list, profiles_from_events, resolve_profiles
 
 log = logging.getLogger(__name__)
@@ -209,9 +209,9 @@ OPTIONS: tuple[Opt, ...] = (
     _o("profile", "build", "profiles", "shape", "Start optimization profile N; the next --min/--opt/--max belong to it."),
     _o("shapes", "inference", "shapes", "inference_shapes", "Run-time shapes; alone, builds exactly that shape (min=opt=max)."),
     # ---- precision
-    _o("fp16", "build", "fp16", "flag", "Allow FP16 (TensorRT 11: cast the ONNX to FP16 first).", removed_hint=_REMOVED_PRECISION),
+    _o("fp16", "build", "fp16", "flag", "Allow FP16 (TensorRT 11: cast the ONNX to FP16 first).", dialects=UNTIL_10, removed_hint=_REMOVED_PRECISION),
     _o("bf16", "build", "bf16", "flag", "Allow BF16 (TensorRT <= 10).", dialects=FROM_10 - ONLY_11, removed_hint=_REMOVED_PRECISION),
-    _o("int8", "build", "int8", "flag", "Allow INT8 (TensorRT 11: quantize the ONNX to Q/DQ first).", removed_hint=_REMOVED_PRECISION),
+    _o("int8", "build", "int8", "flag", "Allow INT8 (TensorRT 11: quantize the ONNX to Q/DQ first).", dialects=UNTIL_10, removed_hint=_REMOVED_PRECISION),
     _o("fp8", "build", "fp8", "flag", "Allow FP8 (TensorRT <= 10).", dialects=UNTIL_10, removed_hint=_REMOVED_PRECISION),
     _o("int4", "build", "int4", "flag", "Allow INT4 weights (TensorRT 10).", dialects=FROM_10 - ONLY_11, removed_hint=_REMOVED_PRECISION),
     _o("best", "build", "best", "flag", "Allow every precision (TensorRT <= 10).", dialects=UNTIL_10, removed_hint=_REMOVED_PRECISION),
@@ -320,7 +320,7 @@ for _opt in OPTIONS:
 LEGACY: dict[str, str] = {
     "explicitBatch": "--explicitBatch was removed in TensorRT 10: networks are always explicit batch. Drop the flag.",
     "explicitPrecision": "--explicitPrecision was removed in TensorRT 10 (it had no effect). Drop the flag.",
-    "workspace": "--workspace=N was removed in TensorRT 10; use --memPoolSize=workspace:N (N in MiB, or with a B/K/M/G unit).",
+    "workspace": "--workspace={value} was removed in TensorRT 10; use --memPoolSize=workspace:{value} (MiB, or give a B/K/M/G unit).",
     "minTiming": "--minTiming was removed in TensorRT 10; use --avgTiming=N.",
     "heuristic": "--heuristic was removed in TensorRT 10; use --builderOptimizationLevel=N.",
     "buildOnly": "--buildOnly was removed in TensorRT 10; use --skipInference.",
@@ -522,20 +522,20 @@ class BuildSpec:
             if name == "onnx":
                 spec.onnx = _require(value, name)
                 continue
-            opt = _lookup(name, dialect)
+            opt = _lookup(name, dialect, value)
             if opt is None:
                 continue  # a no-op flag, already warned about
             if opt.kind == "shape":
                 shape_events.append((_SHAPE_EVENT[opt.name], _require(value, name)))
                 continue
+            if opt.kind == "inference_shapes":
+                # trtexec: --shapes alone also fixes the build profile (min = opt = max)
+                shape_events.append(("shapes", _require(value, name)))
             if opt.kind != "list" and opt.name in seen:
                 raise SpecError(f"--{name} is given twice; give it once.")
             seen.add(opt.name)
             _apply(spec, opt, value, dialect)
-        try:
-            spec.build.profiles = profiles_from_events(shape_events)
-        except ShapeError:
-            raise
+        spec.build.profiles = profiles_from_events(shape_events)
         _check_combinations(spec, dialect)
         return spec
 
@@ -666,15 +666,15 @@ def _require(value: str | None, name: str) -> str:
     return value
 
 
-def _lookup(name: str, dialect: int | None) -> Opt | None:
+def _lookup(name: str, dialect: int | None, value: str | None = None) -> Opt | None:
     if name in UNSUPPORTED:
         raise SpecError(f"--{name} is not supported by trtbuild: {UNSUPPORTED[name]}")
     if name in LEGACY:
         if dialect == 8 and name in LEGACY_MAPPED_IN_8:
-            log.warning("%s (accepted for trtexec 8 compatibility)", LEGACY[name])
+            log.warning("%s (accepted for trtexec 8 compatibility)", LEGACY[name].format(value=value or "N"))
             return OPTIONS_BY_FLAG.get({"workspace": "memPoolSize", "minTiming": "avgTiming",
                                         "heuristic": "builderOptimizationLevel", "buildOnly": "skipInference"}.get(name, ""))
-        raise SpecError(LEGACY[name])
+        raise SpecError(LEGACY[name].format(value=value or "N"))
     if name in NOOP_ALWAYS:
         log.warning("--%s: %s; ignoring it.", name, NOOP_ALWAYS[name])
         return None

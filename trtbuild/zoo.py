@@ -220,13 +220,16 @@ def onnx_path(name: str, opset: int = 17) -> Path:
 def export_zoo_onnx(name: str, path: Path, opset: int = 17) -> Path:
     """Export a zoo model with the TorchScript exporter (named dynamic axes, constant folding)."""
     import tempfile
+    import warnings
 
     from trtbuild.fsutil import atomic_write_bytes
 
     model = get(name)
     module = model.factory()
     args = tuple(torch.from_numpy(v) for v in example_inputs(name).values())
-    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
+    with tempfile.TemporaryDirectory() as tmp, torch.inference_mode(), warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (stable symbolic dims); silence its deprecation notice.
+        warnings.simplefilter("ignore", DeprecationWarning)
         staged = Path(tmp) / "model.onnx"
         torch.onnx.export(
             module,

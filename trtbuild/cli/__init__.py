@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "trtbuild.cli.trtexec",
     "trtbuild.cli.inspect",
     "trtbuild.cli.doctor",
+    "trtbuild.cli.demo",
 )
 
 DESCRIPTION = """\
