@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,3 +36,39 @@ def resnet_onnx() -> Path:
     from trtbuild import zoo
 
     return zoo.onnx_path("resnet")
+
+
+# --- TensorRT/PyCUDA test double (tests/trt_emulator): fake modules in sys.modules, CPU only -----------------
+
+
+@pytest.fixture(params=["8.6", "10.x", "11.x"])
+def trt_emulator(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The fake ``tensorrt`` module at each API level (``trt.EMULATOR_LEVEL``); pycuda is faked too."""
+    from trt_emulator import install
+
+    with install(request.param) as trt:
+        yield trt
+
+
+@pytest.fixture
+def trt86() -> Iterator[Any]:
+    from trt_emulator import install
+
+    with install("8.6") as trt:
+        yield trt
+
+
+@pytest.fixture
+def trt10() -> Iterator[Any]:
+    from trt_emulator import install
+
+    with install("10.x") as trt:
+        yield trt
+
+
+@pytest.fixture
+def trt11() -> Iterator[Any]:
+    from trt_emulator import install
+
+    with install("11.x") as trt:
+        yield trt
