@@ -23,6 +23,9 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # mkstemp creates 0600; give the file the mode a plain open() would (or keep the old file's mode).
+    with contextlib.suppress(OSError):
+        os.chmod(tmp_name, _target_mode(target))
     try:
         with os.fdopen(fd, mode, encoding="utf-8" if mode == "w" else None) as handle:
             yield handle
@@ -34,6 +37,15 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             os.unlink(tmp_name)
         raise
     _fsync_dir(target.parent)
+
+
+def _target_mode(target: Path) -> int:
+    try:
+        return target.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync_dir(directory: Path) -> None:
