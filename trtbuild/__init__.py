@@ -24,6 +24,12 @@ _API = {
     "load_profiles_file": "trtbuild.shapes:load_profiles_file",
     "inspect_model": "trtbuild.model.inspect:inspect_model",
     "plan_build": "trtbuild.plan:plan_build",
+    "build_engine": "trtbuild.build:build_engine",
+    "load_engine": "trtbuild.engine_file:load_engine",
+    "load_engine_bytes": "trtbuild.engine_file:load_engine_bytes",
+    "inspect_engine": "trtbuild.engine_file:inspect_engine",
+    "pack": "trtbuild.recipe:pack",
+    "unpack": "trtbuild.recipe:unpack",
     "doctor": "trtbuild.doctor:run_checks",
     "TrtbuildError": "trtbuild.errors:TrtbuildError",
 }

@@ -27,6 +27,7 @@ class BuildPlan:
     precision_steps: list[str] = field(default_factory=list)
     trtexec: TrtexecCommand | None = None
     warnings: list[str] = field(default_factory=list)
+    recipe_sha256: str | None = None  # set by `build --recipe`: the engine manifest records it
 
     @property
     def manifest_path(self) -> str:
@@ -45,6 +46,7 @@ class BuildPlan:
             if self.trtexec
             else None,
             "warnings": self.warnings,
+            "recipe_sha256": self.recipe_sha256,
         }
 
 

@@ -18,8 +18,10 @@ from trtbuild.errors import TrtbuildError
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "trtbuild.cli.build",
+    "trtbuild.cli.pack",
     "trtbuild.cli.trtexec",
     "trtbuild.cli.inspect",
+    "trtbuild.cli.engine",
     "trtbuild.cli.doctor",
     "trtbuild.cli.demo",
 )

@@ -32,7 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
-    parser.add_argument("model", help="ONNX file, or zoo:NAME for a built-in model")
+    parser.add_argument("model", nargs="?", help="ONNX file, or zoo:NAME for a built-in model (omit with --recipe)")
+    parser.add_argument("--recipe", metavar="RECIPE.tar", help="build from a recipe made by `trtbuild pack` (on the device)")
+    parser.add_argument("--recipe-dir", metavar="DIR", help="where --recipe is unpacked (default: NAME.recipe/ beside the engine)")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; build nothing")
     parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     add_dialect_option(parser)
@@ -56,8 +58,17 @@ def run(args: argparse.Namespace) -> int:
     from trtbuild.cli._plan_output import print_plan
     from trtbuild.plan import plan_build
 
-    spec = spec_from_args(args)
-    plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
+    if args.recipe:
+        from trtbuild.cli.pack import plan_from_recipe_args
+
+        plan = plan_from_recipe_args(args)
+    else:
+        if args.model is None:
+            from trtbuild.errors import SpecError
+
+            raise SpecError("No model given: pass model.onnx (or zoo:NAME), or --recipe RECIPE.tar made by `trtbuild pack`.")
+        spec = spec_from_args(args)
+        plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
     if args.dry_run:
         print_plan(plan, as_json=args.json)
         return 0

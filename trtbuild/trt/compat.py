@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import platform
+from collections.abc import Iterator
 from types import ModuleType
+from typing import Any
 
 from trtbuild.errors import MissingDependencyError
 
@@ -60,3 +63,107 @@ def major_version(version: str | None) -> int | None:
 
 def host_platform() -> str:
     return f"{platform.system()}-{platform.machine()}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Versions and feature gates. Enum integers changed in TensorRT 11, so nothing here stores one: a
+# feature is present when the class or member of that name is.
+
+
+def version_tuple(version: str | None) -> tuple[int, ...]:
+    """``"10.13.0.35"`` -> ``(10, 13, 0, 35)``; non-numeric tails (``"8.6.1.post1"``) are cut off."""
+    parts: list[int] = []
+    for piece in (version or "").split("."):
+        digits = ""
+        for char in piece:
+            if not char.isdigit():
+                break
+            digits += char
+        if not digits:
+            break
+        parts.append(int(digits))
+        if len(digits) != len(piece):
+            break
+    return tuple(parts)
+
+
+def member(enum: Any, name: str) -> Any | None:
+    """``enum.NAME`` when the installed TensorRT has it, else None (never an integer fallback)."""
+    return getattr(enum, name, None) if enum is not None else None
+
+
+def has_member(enum: Any, name: str) -> bool:
+    return member(enum, name) is not None
+
+
+def tensorrt_version() -> str | None:
+    """The version of the TensorRT that ``import tensorrt`` gives here, or None when it cannot load."""
+    try:
+        return str(import_tensorrt().__version__)
+    except MissingDependencyError:
+        return None
+
+
+def has_precision_flags(trt: Any) -> bool:
+    """TensorRT <= 10 has weakly typed FP16/INT8 builder flags; 11.x removed them."""
+    return has_member(getattr(trt, "BuilderFlag", None), "FP16")
+
+
+def has_calibrators(trt: Any) -> bool:
+    """Implicit INT8 calibration (``IInt8EntropyCalibrator2``) exists up to 10.x."""
+    return hasattr(trt, "IInt8EntropyCalibrator2")
+
+
+def needs_explicit_batch(trt: Any) -> bool:
+    """8.x needs EXPLICIT_BATCH for ONNX; 10.x ignores it (deprecated) and 11.x removed it."""
+    major = version_tuple(getattr(trt, "__version__", ""))[:1]
+    return bool(major) and major[0] < 10 and has_member(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
+
+
+# --------------------------------------------------------------------------------------------------
+# The GPU, through PyCUDA when it is there (the only other place that imports pycuda is trt/).
+
+
+def import_pycuda_driver() -> ModuleType:
+    try:
+        return importlib.import_module("pycuda.driver")
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"PyCUDA is not installed ({exc}): pip install pycuda (needs the CUDA toolkit and an NVIDIA driver; "
+            "on a Jetson build it on the device)."
+        ) from None
+    except OSError as exc:
+        raise MissingDependencyError(f"PyCUDA failed to load the CUDA driver ({exc}); check the NVIDIA driver.") from None
+
+
+def cuda_device_info(index: int = 0) -> dict[str, str] | None:
+    """Name and compute capability of CUDA device ``index`` through PyCUDA, or None without PyCUDA/a GPU."""
+    try:
+        cuda = import_pycuda_driver()
+        cuda.init()
+        device = cuda.Device(index)
+        major, minor = device.compute_capability()
+        return {"name": str(device.name()), "compute_capability": f"{major}.{minor}", "source": "pycuda"}
+    except MissingDependencyError:
+        return None
+    except Exception:  # pycuda.driver.Error (no device, no driver): report "unknown", not a crash
+        return None
+
+
+@contextlib.contextmanager
+def cuda_device(index: int | None) -> Iterator[None]:
+    """Make CUDA device ``index`` current for TensorRT (its primary context); nothing for None/0."""
+    if not index:
+        yield
+        return
+    cuda = import_pycuda_driver()
+    try:
+        cuda.init()
+        context = cuda.Device(index).retain_primary_context()
+    except Exception as exc:
+        raise MissingDependencyError(f"--device={index}: CUDA device {index} is not available ({exc}).") from None
+    context.push()
+    try:
+        yield
+    finally:
+        context.pop()
