@@ -159,10 +159,9 @@ def test_every_exposed_name_exists_in_the_real_api(level: str) -> None:
     if API_114.is_file():
         api114, module114 = parse_api_114(API_114)
         assert "IExecutionContext" in api114 and "BuilderFlag" in api114
-    elif level == "11.x":
-        pytest.skip(f"{API_114} is missing (the shared reference folder beside the repo): cannot check 11.x names")
     else:
-        api114, module114 = {}, set()
+        # Some names at every level (e.g. Builder.gpu_allocator) are listed only in the 11.4 dump.
+        pytest.skip(f"{API_114} is missing (the shared reference folder beside the repo): cannot check names")
     api_md = (SHARED_REF / "trt-api.md").read_text() if (SHARED_REF / "trt-api.md").is_file() else ""
 
     with install(level) as trt:
