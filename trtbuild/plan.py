@@ -58,7 +58,7 @@ def default_engine_path(model: str | os.PathLike[str]) -> str:
     return str(Path(text).with_suffix(".engine"))
 
 
-def precision_steps(spec: BuildSpec, model: ModelReport, target_major: int) -> list[str]:
+def precision_steps(spec: BuildSpec, model: ModelReport, target_major: int, version: str | None = None) -> list[str]:
     """The steps the installed (or targeted) TensorRT needs for the requested precision."""
     b = spec.build
     has_qdq = any(op in model.op_histogram for op in QDQ_OPS)
@@ -72,7 +72,7 @@ def precision_steps(spec: BuildSpec, model: ModelReport, target_major: int) -> l
             steps.append("the ONNX already has Q/DQ nodes: build it as is (explicit quantization)")
         if b.fp8 or b.int4 or b.best or b.calib:
             raise SpecError(
-                "TensorRT 11 has no --fp8/--int4/--best/--calib builder options; quantize the ONNX with "
+                f"TensorRT {version or target_major} has no --fp8/--int4/--best/--calib builder options; quantize the ONNX with "
                 "ModelOpt (Q/DQ) and build it without precision flags."
             )
         if not steps:
@@ -128,7 +128,7 @@ def plan_build(
         engine_path=engine_path,
         tensorrt_version=installed,
         target_major=target if target != 8 else 8,
-        precision_steps=precision_steps(resolved, report, target),
+        precision_steps=precision_steps(resolved, report, target, installed if _dialect_for(installed) == target else None),
         trtexec=resolved.to_trtexec(target),
         warnings=warnings,
     )

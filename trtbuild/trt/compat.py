@@ -6,6 +6,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import platform
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -22,13 +23,23 @@ HOW_TO_GET_TENSORRT = (
 
 
 def installed_tensorrt_version() -> str | None:
-    """The TensorRT version from package metadata, without importing it (cheap)."""
+    """The installed TensorRT's version: pip metadata when there is some, else the module itself.
+
+    JetPack's apt-installed TensorRT has no pip metadata, so the module is imported then (and a
+    module already imported, such as the test double, is asked directly).
+    """
+    loaded = sys.modules.get("tensorrt")
+    if loaded is not None and hasattr(loaded, "Builder"):
+        return str(getattr(loaded, "__version__", "")) or None
     for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-lean"):
         try:
             return importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             continue
-    return None
+    try:
+        return str(import_tensorrt().__version__)
+    except MissingDependencyError:
+        return None
 
 
 def import_tensorrt() -> ModuleType:
