@@ -13,6 +13,7 @@ Nothing it measures is a TensorRT or GPU figure.
 from __future__ import annotations
 
 import contextlib
+import importlib.machinery
 import sys
 import types
 from collections.abc import Iterator
@@ -42,6 +43,9 @@ def install(level: str) -> Iterator[types.ModuleType]:
     lvl = get_level(level)
     mem = DeviceMemory()
     mods: dict[str, types.ModuleType] = {"tensorrt": build_module(lvl, mem), **build_modules(mem)}
+    for name, module in mods.items():
+        # A real module has a spec; importlib.util.find_spec (used by torch.export.load) insists on one.
+        module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None, is_package="." not in name)
     saved = {name: sys.modules.get(name) for name in _FAKE_NAMES}
     _forget_trtbuild_trt()
     sys.modules.update(mods)
