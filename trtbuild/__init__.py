@@ -32,6 +32,15 @@ _API = {
     "unpack": "trtbuild.recipe:unpack",
     "doctor": "trtbuild.doctor:run_checks",
     "TrtbuildError": "trtbuild.errors:TrtbuildError",
+    "export": "trtbuild.model.export:export",
+    "ExportResult": "trtbuild.model.export:ExportResult",
+    "optimize": "trtbuild.model.optimize:optimize",
+    "compare": "trtbuild.compare:MODULE",  # a callable module: trtbuild.compare(...) runs compare()
+    "CompareReport": "trtbuild.compare:CompareReport",
+    # the callable package itself: trtbuild.bench(...) runs trtbuild.bench.run.bench
+    "bench": "trtbuild.bench:_self",
+    "LatencyTable": "trtbuild.bench.table:LatencyTable",
+    "TimingOptions": "trtbuild.bench.timing:TimingOptions",
 }
 
 __all__ = ["__version__", *_API]

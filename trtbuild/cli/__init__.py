@@ -22,6 +22,10 @@ COMMAND_MODULES = (
     "trtbuild.cli.trtexec",
     "trtbuild.cli.inspect",
     "trtbuild.cli.engine",
+    "trtbuild.cli.export",
+    "trtbuild.cli.optimize",
+    "trtbuild.cli.compare",
+    "trtbuild.cli.bench",
     "trtbuild.cli.doctor",
     "trtbuild.cli.demo",
 )

@@ -1,0 +1,578 @@
+"""``bench``: time a model on several backends, shapes and batch sizes; collect a LatencyTable.
+
+MODEL is an ONNX file, ``zoo:NAME`` or an engine (``.engine``/``.plan``/``.trt``). Backends are runner
+specs (see trtbuild.backends.registry): ``ort`` and ``torch`` run the ONNX (torch: the zoo module or the
+``.pt2``/``.ts`` saved beside the ONNX by export), ``trt`` runs the engine (MODEL itself, or the
+``.engine`` that ``trtbuild build`` wrote for the ONNX, or ``trt:path.engine``).
+
+TensorRT runs are timed on the GPU with CUDA events (trtbuild.trt.runtime); ONNX Runtime and PyTorch
+runs with the host clock around ``infer`` (their numbers include their own host<->device copies and are
+labelled as host-clock figures everywhere).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtbuild.bench.table import LatencyTable, make_row, new_run_id, utc_now
+from trtbuild.bench.timing import (
+    TimingMode,
+    TimingOptions,
+    Traces,
+    summarize,
+    time_host,
+    warmup_cut,
+    write_export_times,
+)
+from trtbuild.errors import MissingDependencyError, ShapeError, SpecError
+from trtbuild.shapes import Dims, TensorInfo, format_dims, format_shape_list, parse_shape_list
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from trtbuild.backends.base import Runner
+
+log = logging.getLogger(__name__)
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+DEFAULT_OUT_DIR = "bench_results"
+
+
+@dataclass
+class _Case:
+    """One timed configuration: the shapes of every input and its batch label."""
+
+    shapes: dict[str, Dims]
+    batch: int
+    base: str  # the shape set before the batch sweep, for grouping in plots
+
+    @property
+    def label(self) -> str:
+        return format_shape_list(self.shapes)
+
+
+@dataclass
+class _Backend:
+    spec: str
+    kind: str
+    runner: Runner | None = None
+    skipped: str = ""
+    engine: Path | None = None
+
+
+@dataclass
+class _Model:
+    text: str  # as the user gave it
+    onnx: str | None  # an ONNX path or zoo:NAME that ort/torch can run
+    engine: Path | None
+    zoo: str | None
+    inputs: list[TensorInfo] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    precision: str = "fp32"
+
+
+# --------------------------------------------------------------------------------------------------
+# Public API
+
+
+def bench(
+    model: str | os.PathLike[str],
+    backends: str | Sequence[str] = ("ort",),
+    shapes: str | Mapping[str, Sequence[int]] | Sequence[str | Mapping[str, Sequence[int]]] | None = None,
+    batch_sweep: Sequence[int] | None = None,
+    *,
+    timing: TimingOptions | None = None,
+    out_dir: str | os.PathLike[str] | None = DEFAULT_OUT_DIR,
+    plots: bool = True,
+    export_times: str | os.PathLike[str] | None = None,
+    profile_index: int | None = None,
+    seed: int = 0,
+    precision: str | None = None,
+    show_progress: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> LatencyTable:
+    """Time ``model`` on each backend, shape set and batch size; return (and write) a LatencyTable.
+
+    ``backends``: ``"trt,ort,torch"`` or a list of runner specs. ``shapes``: one or more shape sets in
+    trtexec's grammar (``"images:1x3x640x640"``) or dicts; by default the zoo model's example shapes, an
+    engine's opt shapes (trtexec's rule) or an ONNX's static shapes. ``batch_sweep``: batch sizes that
+    replace axis 0 of every input with a dynamic batch axis. ``timing``: trtexec 11's defaults unless given.
+    ``out_dir``: where the CSV/Markdown/JSON(/Parquet) tables and PNG plots go (None: write nothing).
+    ``export_times``: trtexec's ``--exportTimes`` JSON (one file per run; several runs add a suffix).
+    ``echo``: called with each run's trtexec-style summary (the CLI prints them).
+    The written paths are in ``table.files``; backends that were skipped are in ``table.skipped``.
+    """
+    options = timing or TimingOptions()
+    info = _resolve_model(model)
+    plan = _resolve_backends(info, backends)
+    active = [b for b in plan if b.runner is not None]
+    if not active:
+        raise SpecError("No backend is left to time.")
+    _fill_io(info, active, profile_index)
+    cases = _cases(info, shapes, batch_sweep, lambda: _default_shapes(info, active, profile_index))
+    environment = _environment()
+    table = LatencyTable()
+    table.skipped = [f"{b.spec}: {b.skipped}" for b in plan if b.skipped]
+    for line in table.skipped:
+        _say(echo, f"[I] Skipping {line}")
+    feeds = {case.label: _make_feed(info, case.shapes, seed) for case in cases}
+    total = len(active) * len(cases)
+    export_index = 0
+    with _progress(show_progress, total) as advance:
+        for backend in active:
+            runner = backend.runner
+            assert runner is not None
+            with runner:
+                described = _describe(runner)
+                for case in cases:
+                    advance(f"{runner.name} {case.label}")
+                    traces, mode = time_runner(runner, feeds[case.label], options)
+                    summary = summarize(traces, mode=mode, warm_up_ms=options.warm_up_ms, batch=case.batch,
+                                        percentiles=options.percentiles)  # fmt: skip
+                    extra: dict[str, Any] = {"base_shape": case.base}
+                    if export_times is not None:
+                        export_index += 1
+                        path = _export_path(export_times, export_index, total, runner.name, case)
+                        write_export_times(path, traces, options.warm_up_ms)
+                        extra["export_times"] = str(path)
+                    row = make_row(
+                        summary,
+                        model=info.text,
+                        backend=runner.backend,
+                        runner=runner.name,
+                        precision=precision or _precision_of(backend, described, info),
+                        shape=case.label,
+                        options=options,
+                        environment=environment,
+                        run_id=new_run_id(),
+                        created_utc=utc_now(),
+                        device=str(mode.device or described.get("device") or _providers(described)),
+                        extra=extra,
+                    )
+                    table.append(row, measured_latencies(traces, options.warm_up_ms))
+                    from trtbuild.bench.report import summary_text
+
+                    title = f"{runner.name} | {info.text} | {case.label} | batch {case.batch}"
+                    _say(echo, summary_text(summary, title=title))
+    if out_dir is not None:
+        from trtbuild.bench.table import unique_stem
+
+        folder = Path(out_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = unique_stem(folder, info.text)
+        files = table.write(folder, stem=stem, title=f"Benchmark of {info.text}")
+        if plots:
+            from trtbuild.bench.plots import write_plots
+
+            files.update(write_plots(table, folder, stem, title=f"{info.text}"))
+        table.files = files
+    return table
+
+
+def time_runner(runner: Runner, feed: Mapping[str, np.ndarray], options: TimingOptions,
+                on_iteration: Callable[[float], None] | None = None) -> tuple[Traces, TimingMode]:  # fmt: skip
+    """Traces and mode for one feed: trtexec's GPU loop when the runner has one (TensorRT), else the
+    host-clock loop around ``runner.infer``. One untimed ``infer`` first checks the feed and loads lazily."""
+    timer = getattr(runner, "time_trtexec", None) or getattr(getattr(runner, "runtime", None), "time_trtexec", None)
+    if timer is not None:
+        result: tuple[Traces, TimingMode] = timer(feed, options, on_iteration=on_iteration)
+        return result
+    runner.infer(feed)  # surface shape/input errors once, outside the timed loop
+
+    infer = runner.infer
+
+    def call() -> None:
+        infer(feed)
+
+    return time_host(call, options, on_iteration=on_iteration), TimingMode.host(options)
+
+
+def measured_latencies(traces: Traces, warm_up_ms: float) -> np.ndarray:
+    """The per-query latencies (ms, float32) that the summary's statistics cover, in start order."""
+    ordered = traces.sorted_by_h2d_start()
+    return ordered.take(slice(warmup_cut(ordered, warm_up_ms), None)).durations()["latency"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Model, backends, shapes
+
+
+def _resolve_model(model: str | os.PathLike[str]) -> _Model:
+    text = os.fspath(model)
+    if text.startswith("zoo:"):
+        from trtbuild import zoo
+
+        zoo.get(text[4:])  # a clear error for an unknown name
+        return _Model(text, text, None, text[4:])
+    path = Path(text).expanduser()
+    if not path.exists():
+        raise SpecError(f"{path} does not exist; give an .onnx file, an .engine file or zoo:NAME.")
+    if path.suffix.lower() in ENGINE_SUFFIXES:
+        onnx = _manifest_onnx(path)
+        return _Model(text, onnx, path, None)
+    return _Model(text, str(path), None, None)
+
+
+def _manifest_onnx(engine: Path) -> str | None:
+    from trtbuild.backends.trt_runner import read_manifest
+
+    manifest = read_manifest(engine) or {}
+    source = manifest.get("onnx")
+    onnx_path = source.get("path") if isinstance(source, dict) else source
+    if onnx_path and (str(onnx_path).startswith("zoo:") or Path(onnx_path).exists()):
+        return str(onnx_path)
+    return None
+
+
+def _kind(spec: str) -> str:
+    kind = spec.partition(":")[0].strip().lower()
+    return kind.split("@", 1)[0]
+
+
+def tensorrt_unavailable() -> str | None:
+    """Why TensorRT runs are impossible here (TensorRT or PyCUDA missing), or None."""
+    try:
+        from trtbuild.trt.compat import import_tensorrt
+
+        import_tensorrt()
+        from trtbuild.trt.runtime import import_pycuda
+
+        import_pycuda()
+    except MissingDependencyError as exc:
+        return str(exc)
+    return None
+
+
+def _resolve_backends(info: _Model, backends: str | Sequence[str]) -> list[_Backend]:
+    from trtbuild.backends.registry import make_runner, split_specs
+
+    specs = split_specs(backends)
+    if not specs:
+        raise SpecError("No backends given; use --backends trt,ort,torch (any of them).")
+    plan: list[_Backend] = []
+    for spec in specs:
+        kind = _kind(spec)
+        if kind not in ("trt", "ort", "torch"):
+            raise SpecError(f"Unknown backend '{spec}'; use trt[:ENGINE], ort[:PROVIDER] or torch[@DEVICE].")
+        plan.append(_Backend(spec, kind))
+    trt_missing: str | None = None
+    if any(b.kind == "trt" for b in plan):
+        trt_missing = tensorrt_unavailable()
+        if trt_missing and all(b.kind == "trt" for b in plan):
+            raise MissingDependencyError(f"Benchmarking a TensorRT engine needs TensorRT and PyCUDA here. {trt_missing}")
+    names = [b.spec for b in plan]
+    for b in plan:
+        name = b.spec if names.count(b.spec) == 1 else f"{b.spec}#{plan.index(b) + 1}"
+        if b.kind == "trt":
+            if trt_missing:
+                b.skipped = "TensorRT is not usable here (" + trt_missing.split(". ")[0].rstrip(".") + ")"
+                continue
+            engine = b.spec.partition(":")[2] or (str(info.engine) if info.engine else _default_engine(info))
+            b.engine = Path(engine)
+            b.runner = make_runner(f"trt:{engine}", name=name)
+            continue
+        if info.onnx is None:
+            raise SpecError(f"Backend '{b.spec}' runs the ONNX model, but {info.text} is an engine whose manifest "
+                            "names no ONNX file that exists here; pass the .onnx as MODEL (with trt:ENGINE) "
+                            "or give the ONNX path in the spec, like ort:model.onnx.")  # fmt: skip
+        b.runner = make_runner(b.spec, model=info.onnx, name=name)
+    return plan
+
+
+def _default_engine(info: _Model) -> str:
+    from trtbuild.plan import default_engine_path
+
+    engine = default_engine_path(info.text)
+    if not Path(engine).exists():
+        raise SpecError(f"Backend 'trt' needs an engine for {info.text}, and {engine} does not exist; build it "
+                        f"with `trtbuild build {info.text} -o {engine}` or name one: --backends trt:ENGINE,ort.")  # fmt: skip
+    return engine
+
+
+def _fill_io(info: _Model, backends: list[_Backend], profile_index: int | None) -> None:
+    """Input/output metadata, from the ONNX when there is one, else from the engine; tell runners."""
+    if info.onnx is not None:
+        from trtbuild.model.load import load_onnx, model_inputs, model_outputs
+
+        proto = load_onnx(info.onnx, load_weights=False)
+        info.inputs = model_inputs(proto)
+        info.outputs = [o.name for o in model_outputs(proto)]
+        info.precision = _onnx_precision(proto)
+    for b in backends:
+        runner = b.runner
+        if runner is None:
+            continue
+        if profile_index is not None and b.kind == "trt":
+            runner.profile_index = profile_index  # type: ignore[attr-defined]
+        # The registry made torch runners before the ONNX was read: give them its I/O order and names.
+        if b.kind == "torch" and info.inputs:
+            if getattr(runner, "_inputs", "missing") is None:
+                runner._inputs = list(info.inputs)  # type: ignore[attr-defined]
+            if getattr(runner, "_output_names", "missing") is None and info.outputs:
+                runner._output_names = list(info.outputs)  # type: ignore[attr-defined]
+    if not info.inputs:
+        engine = next((b.runner for b in backends if b.kind == "trt" and b.runner is not None), None)
+        if engine is not None:
+            with engine:
+                info.inputs = list(engine.input_metadata())
+
+
+def _onnx_precision(proto: Any) -> str:
+    """``int8`` for Q/DQ models, ``fp16`` when weights or inputs are float16, else ``fp32``."""
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in proto.graph.node):
+        return "int8"
+    float16 = 10  # onnx.TensorProto.FLOAT16
+    if any(t.data_type == float16 for t in proto.graph.initializer) or any(
+        v.type.tensor_type.elem_type == float16 for v in proto.graph.input
+    ):
+        return "fp16"
+    return "fp32"
+
+
+def _default_shapes(info: _Model, backends: list[_Backend], profile_index: int | None) -> dict[str, Dims]:
+    """No --shapes: the zoo's example shapes; else an engine's opt shapes (trtexec's rule, profile
+    ``--useProfile`` or 0); else the ONNX's static dims with a dynamic batch of 1 (trtexec's override)."""
+    if info.zoo:
+        from trtbuild import zoo
+
+        return {n: tuple(s) for n, s in zoo.get(info.zoo).inputs.items()}
+    engine = next((b for b in backends if b.engine is not None and b.runner is not None), None)
+    if engine is not None:
+        opt = _engine_opt_shapes(engine, profile_index or 0)
+        if opt:
+            return opt
+    shapes: dict[str, Dims] = {}
+    for t in info.inputs:
+        dims: list[int] = []
+        for axis, d in enumerate(t.dims):
+            if isinstance(d, int) and d >= 0:
+                dims.append(d)
+            elif axis == 0:
+                dims.append(1)  # trtexec overrides a missing dynamic dimension with 1
+            else:
+                raise ShapeError(
+                    f"Input {t.describe()} has dynamic dimensions besides the batch and no shape was given; pass "
+                    f"--shapes {t.name}:{'x'.join(str(x) if isinstance(x, int) and x >= 0 else '1' for x in t.dims)} "
+                    "(with real sizes)."
+                )
+        shapes[t.name] = tuple(dims)
+    return shapes
+
+
+def _engine_opt_shapes(backend: _Backend, profile_index: int) -> dict[str, Dims] | None:
+    from trtbuild.backends.trt_runner import manifest_profiles, read_manifest
+
+    assert backend.engine is not None and backend.runner is not None
+    profiles = manifest_profiles(read_manifest(backend.engine))
+    if len(profiles) > profile_index:
+        return {n: r.opt for n, r in profiles[profile_index].shapes.items()}
+    with backend.runner as runner:  # no manifest: ask the engine itself
+        runtime = getattr(runner, "runtime", runner)
+        found = getattr(runtime, "profiles", None)
+        if found and len(found) > profile_index:
+            return {n: rng[1] for n, rng in found[profile_index].ranges.items()}
+    return None
+
+
+def _normalize_shapes(spec: str | Mapping[str, Sequence[int]], inputs: list[TensorInfo]) -> dict[str, Dims]:
+    given = parse_shape_list(spec, flag="shapes") if isinstance(spec, str) else {
+        str(k): tuple(int(d) for d in v) for k, v in spec.items()}  # fmt: skip
+    names = [t.name for t in inputs]
+    out: dict[str, Dims] = {}
+    for name, dims in given.items():
+        if name == "":
+            dynamic = [t.name for t in inputs if t.is_dynamic] or names
+            if len(dynamic) != 1:
+                raise ShapeError(f"An unnamed shape fits a model with one input; this one has {', '.join(names)}: "
+                                 "name each, like --shapes a:1x3,b:1x4.")  # fmt: skip
+            name = dynamic[0]
+        if names and name not in names:
+            raise ShapeError(f"The model has no input named '{name}'; its inputs are "
+                             f"{'; '.join(t.describe() for t in inputs)}.")  # fmt: skip
+        out[name] = dims
+    for t in inputs:
+        if t.name not in out:
+            if t.is_dynamic:
+                raise ShapeError(f"--shapes gives no shape for the dynamic input {t.describe()}; add it, like "
+                                 f"{format_shape_list(out)},{t.name}:...")  # fmt: skip
+            out[t.name] = tuple(int(d) for d in t.dims)  # type: ignore[arg-type]
+    return {n: out[n] for n in names} if names else out
+
+
+def _cases(info: _Model, shapes: Any, batch_sweep: Sequence[int] | None,
+           default: Callable[[], dict[str, Dims]]) -> list[_Case]:  # fmt: skip
+    if shapes is None:
+        sets = [default()]
+    elif isinstance(shapes, (str, Mapping)):
+        sets = [_normalize_shapes(shapes, info.inputs)]
+    else:
+        sets = [_normalize_shapes(s, info.inputs) for s in shapes]
+    if not sets or not sets[0]:
+        raise ShapeError(f"Cannot tell the input shapes of {info.text}; pass --shapes name:AxBxC.")
+    declared = {t.name: t for t in info.inputs}
+
+    def has_dynamic_batch(name: str, dims: Dims) -> bool:
+        tensor = declared.get(name)
+        axis0 = tensor.dims[0] if tensor is not None and tensor.dims else None
+        return bool(dims) and (tensor is None or not (isinstance(axis0, int) and axis0 >= 0))
+
+    cases: list[_Case] = []
+    for base in sets:
+        if not batch_sweep:
+            first = next(iter(base.values()))
+            cases.append(_Case(dict(base), int(first[0]) if first else 1, format_shape_list(base)))
+            continue
+        swept_names = [n for n, d in base.items() if has_dynamic_batch(n, d)]
+        if not swept_names:
+            raise ShapeError(f"--batch-sweep needs an input with a dynamic batch axis; {info.text} has "
+                             f"{'; '.join(t.describe() for t in info.inputs)}.")  # fmt: skip
+        # The series label shows the swept axis as N: images:Nx3x640x640.
+        series = ",".join(f"{n}:" + "x".join(["N" if n in swept_names and i == 0 else str(v) for i, v in enumerate(d)])
+                          for n, d in base.items())  # fmt: skip
+        for batch in batch_sweep:
+            if int(batch) < 1:
+                raise SpecError(f"--batch-sweep sizes must be positive, not {batch}.")
+            swept = {n: ((int(batch), *d[1:]) if n in swept_names else d) for n, d in base.items()}
+            cases.append(_Case(swept, int(batch), series))
+    return cases
+
+
+def _make_feed(info: _Model, shapes: Mapping[str, Dims], seed: int) -> dict[str, np.ndarray]:
+    """Seeded inputs: the zoo's own example data, else trtexec's random fill per dtype."""
+    import numpy as np
+
+    if info.zoo:
+        from trtbuild import zoo
+
+        return dict(zoo.example_inputs(info.zoo, dict(shapes), seed=seed))
+    dtypes = {t.name: t.dtype for t in info.inputs}
+    rng = np.random.default_rng(seed)
+    feed: dict[str, np.ndarray] = {}
+    for name, shape in shapes.items():
+        dtype = np.dtype(dtypes.get(name, "float32"))
+        if dtype.kind == "f":  # trtexec: floats in [-1, 1]; int8/int32/int64 in [-128, 127]; uint8 in [0, 255]
+            feed[name] = rng.uniform(-1.0, 1.0, size=shape).astype(dtype)
+        elif dtype.kind == "b":
+            feed[name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif dtype.kind == "u":
+            feed[name] = rng.integers(0, 256, size=shape).astype(dtype)
+        else:
+            feed[name] = rng.integers(-128, 128, size=shape).astype(dtype)
+    return feed
+
+
+# --------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def _describe(runner: Runner) -> dict[str, Any]:
+    try:
+        return dict(runner.describe())
+    except Exception:  # describing is cosmetic: never fail a benchmark over it
+        return {"name": runner.name, "backend": runner.backend}
+
+
+def _providers(described: Mapping[str, Any]) -> str:
+    providers = described.get("providers")
+    return "+".join(providers) if isinstance(providers, (list, tuple)) else str(providers or "")
+
+
+def _precision_of(backend: _Backend, described: Mapping[str, Any], info: _Model) -> str:
+    if backend.kind != "trt":
+        return info.precision
+    value = described.get("precision")
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, Mapping):
+        for key in ("label", "name", "requested", "mode"):
+            if isinstance(value.get(key), str) and value[key]:
+                return str(value[key])
+        flags = [k for k, v in value.items() if v is True]
+        if flags:
+            return "+".join(flags)
+    return "unknown"
+
+
+def _environment() -> dict[str, Any]:
+    from trtbuild.doctor import environment_fingerprint
+
+    env = dict(environment_fingerprint())
+    if not env.get("cuda"):
+        env["cuda"] = _cuda_version()
+    if not env.get("tensorrt"):
+        from trtbuild.trt.compat import installed_tensorrt_version
+
+        env["tensorrt"] = installed_tensorrt_version()
+    return env
+
+
+def _cuda_version() -> str | None:
+    """The CUDA version the driver supports (nvidia-smi's header), or None without a driver."""
+    import re
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"CUDA Version:\s*([\d.]+)", out)
+    return match.group(1) if match else None
+
+
+def _export_path(target: str | os.PathLike[str], index: int, total: int, runner: str, case: _Case) -> Path:
+    path = Path(target)
+    if total == 1:
+        return path
+    import re
+
+    tag = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{runner}-{'_'.join(format_dims(s) for s in case.shapes.values())}")
+    return path.with_name(f"{path.stem}-{index:02d}-{tag}{path.suffix or '.json'}")
+
+
+def _say(echo: Callable[[str], None] | None, text: str) -> None:
+    if echo is not None:
+        echo(text)
+    else:
+        log.debug("%s", text)
+
+
+class _progress:
+    """A progress bar over the runs (rich, on stderr when it is a terminal); ``advance(label)`` per run."""
+
+    def __init__(self, enabled: bool, total: int) -> None:
+        self.enabled = enabled
+        self.total = total
+        self._bar: Any = None
+        self._task: Any = None
+        self._started = False
+
+    def __enter__(self) -> Callable[[str], None]:
+        if self.enabled:
+            from trtbuild.console import progress
+
+            self._bar = progress()
+            self._bar.__enter__()
+            self._task = self._bar.add_task("bench", total=self.total)
+        return self.advance
+
+    def advance(self, label: str) -> None:
+        if self._bar is None:
+            return
+        if self._started:
+            self._bar.advance(self._task)
+        self._started = True
+        self._bar.update(self._task, description=f"bench {label}")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            if self._started and exc[0] is None:
+                self._bar.advance(self._task)
+            self._bar.__exit__(*exc)
