@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from trtbuild.model.export import export
     from trtbuild.model.inspect import inspect_model
     from trtbuild.plan import plan_build
-    from trtbuild.shapes import Profile, ShapeRange
+    from trtbuild.shapes import Profile, ShapeRange, profile_from_flags
     from trtbuild.spec import BuildSpec
 
     console = get_console()
@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     model = zoo.get("yolo")
     timing = TimingOptions.quick()
+    cpu_profile = profile_from_flags(**CPU_PROFILE)
 
     console.rule("1. export zoo:yolo to ONNX (dynamic batch, height, width) with a PyTorch reference")
     exported = export("zoo:yolo", out / "yolo.onnx", dynamic="images:0,2,3")
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     print_model_report(inspect_model(exported.onnx_path))
 
     console.rule("3. compare ONNX Runtime against PyTorch at min, opt and max")
-    report = compare(exported.onnx_path, ["ort", "torch"], **CPU_PROFILE)
+    report = compare(exported.onnx_path, ["ort", "torch"], profile=cpu_profile)
     print_report(report)
     report.raise_for_failure()
 
@@ -79,6 +80,6 @@ def run(args: argparse.Namespace) -> int:
     except MissingDependencyError as exc:
         console.print(f"skipped: {str(exc).split('. ')[0]}. Steps 1-5 need no GPU.")
         return 0
-    print_report(compare(exported.onnx_path, ["ort"], engine=engine, **CPU_PROFILE))
+    print_report(compare(exported.onnx_path, ["ort"], engine=engine, profile=cpu_profile))
     print_table(bench(engine, ["trt"], shapes="images:4x3x640x640", out_dir=out / "bench_results"))
     return 0
