@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "trtbuild.cli.engine",
     "trtbuild.cli.export",
     "trtbuild.cli.optimize",
+    "trtbuild.cli.cast",
+    "trtbuild.cli.quantize",
     "trtbuild.cli.compare",
     "trtbuild.cli.bench",
     "trtbuild.cli.doctor",

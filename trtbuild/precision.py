@@ -1,0 +1,419 @@
+"""``--fp16`` / ``--int8`` for every TensorRT version: pick the pipeline and prepare the ONNX for it.
+
+| request | TensorRT <= 10.x (default: ``flags``)                 | TensorRT 11.x (always ``onnx``)           |
+|---------|-------------------------------------------------------|-------------------------------------------|
+| fp16    | BuilderFlag.FP16 on the FP32 network                  | cast the ONNX to FP16 (I/O kept FP32)     |
+| int8    | BuilderFlag.INT8 + IInt8EntropyCalibrator2 and cache  | quantize the ONNX to INT8 Q/DQ            |
+
+``precision_path="onnx"`` forces the ONNX pipeline on TensorRT <= 10 too (the builder then still
+sets FP16/INT8 flags for a weakly typed network, or builds it strongly typed on 10.x). Every
+ONNX-side conversion is compared with FP32 on held-out samples and fails past the thresholds.
+:func:`prepare_for_precision` returns what the build needs and what the manifest records.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from trtbuild.errors import SpecError
+from trtbuild.model.accuracy import AccuracyReport
+from trtbuild.model.calib import CalibOptions, CalibrationData
+from trtbuild.model.qdq_check import QdqReport
+
+log = logging.getLogger(__name__)
+
+PRECISION_PATHS = ("flags", "onnx")
+
+
+@dataclass
+class PreparedModel:
+    """The ONNX to build and how precision was handled; ``manifest()`` is what the engine manifest records."""
+
+    path: str  # the ONNX the builder parses (the original on the flags path)
+    precision_path: str  # flags | onnx | none
+    converter: str | None = None  # onnxconverter-common | modelopt | onnxruntime | tensorrt-calibrator
+    converter_version: str | None = None
+    provenance: dict[str, Any] | None = None  # calibration provenance (data hash, preprocessing, model)
+    accuracy_report: AccuracyReport | None = None
+    builder_flags: list[str] = field(default_factory=list)  # BuilderFlag names the builder sets (<= 10.x)
+    calibration_cache: str | None = None  # flags path: the TensorRT calibration cache to read/write
+    calibration_cache_explicit: bool = False
+    calibration_algorithm: str = "entropy"
+    calibration: CalibrationData | None = None  # flags path: the batches the calibrator feeds
+    qdq_check: QdqReport | None = None
+    source: str = ""  # the FP32 ONNX the request started from
+    target_trt_major: int = 10
+    requested: list[str] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "requested": self.requested,
+            "path": self.precision_path,
+            "target_tensorrt_major": self.target_trt_major,
+            "source_onnx": self.source,
+            "onnx": self.path,
+            "converter": self.converter,
+            "converter_version": self.converter_version,
+            "builder_flags": self.builder_flags,
+            "calibration": self.provenance,
+            "calibration_cache": self.calibration_cache,
+            "accuracy": self.accuracy_report.to_dict() if self.accuracy_report else None,
+            "qdq_check": self.qdq_check.to_dict() if self.qdq_check else None,
+            "steps": self.steps,
+            **({"details": self.details} if self.details else {}),
+        }
+
+    def make_calibrator(self, trt: Any = None) -> Any:
+        """The TensorRT calibrator for the flags path (None when no implicit INT8 calibration is needed)."""
+        if self.calibration_cache is None:
+            return None
+        from trtbuild.trt.calibrator import make_calibrator
+
+        return make_calibrator(
+            self.calibration,
+            self.calibration_cache,
+            algorithm=self.calibration_algorithm,
+            explicit_cache=self.calibration_cache_explicit,
+            model=self.path,
+            trt=trt,
+        )
+
+
+def _from_plan(plan: Any) -> dict[str, Any]:
+    """Defaults taken from a BuildPlan (duck-typed so this module does not import the planner)."""
+    build = plan.spec.build
+    opt = None
+    if build.profiles:
+        index = build.calib_profile or 0
+        profile = build.profiles[min(index, len(build.profiles) - 1)]
+        opt = {name: rng.opt for name, rng in profile.shapes.items()}
+    return {
+        "model": plan.model.path,
+        "fp16": bool(build.fp16),
+        "int8": bool(build.int8),
+        "target": int(plan.target_major),
+        "profile_opt": opt,
+        "cache": build.calib,
+        "output_dir": Path(plan.engine_path).parent,
+    }
+
+
+def prepare_for_precision(
+    plan_or_onnx: Any,
+    fp16: bool | None = None,
+    int8: bool | None = None,
+    calib: CalibOptions | None = None,
+    target_trt_major: int | None = None,
+    precision_path: str | None = None,
+    *,
+    output_dir: str | os.PathLike[str] | None = None,
+    profile_opt: dict[str, tuple[int, ...]] | None = None,
+    fp16_options: Any = None,
+    quantize_options: Any = None,
+    calib_algorithm: str = "entropy",
+    max_error: float | None = None,
+    min_cosine: float | None = None,
+    check_accuracy: bool = True,
+) -> PreparedModel:
+    """Prepare ``plan_or_onnx`` (a BuildPlan, an ONNX path or ``zoo:NAME``) for the requested precision.
+
+    Parameters left as None come from the plan (its spec's --fp16/--int8/--calib, target major,
+    profile opt shapes, engine folder) or defaults. ``calib`` carries the --calib-* options; its
+    ``cache`` (or the plan's --calib) is an explicit cache. Raises a TrtbuildError subclass on
+    bad combinations, missing data, a failed Q/DQ check or an accuracy miss.
+    """
+    from trtbuild.model.load import resolve_model_path
+
+    defaults: dict[str, Any] = {}
+    if hasattr(plan_or_onnx, "spec") and hasattr(plan_or_onnx, "model"):
+        defaults = _from_plan(plan_or_onnx)
+        model_arg = defaults["model"]
+    else:
+        model_arg = plan_or_onnx
+    want_fp16 = bool(defaults.get("fp16", False) if fp16 is None else fp16)
+    want_int8 = bool(defaults.get("int8", False) if int8 is None else int8)
+    target = int(target_trt_major if target_trt_major is not None else defaults.get("target", 10))
+    opts = calib or CalibOptions()
+    if opts.cache is None and defaults.get("cache"):
+        opts = CalibOptions(**{**opts.to_dict(), "cache": defaults["cache"]})
+    opt_shapes = profile_opt or defaults.get("profile_opt")
+    source = resolve_model_path(model_arg)
+    out_dir = Path(output_dir) if output_dir is not None else defaults.get("output_dir") or _default_dir(model_arg, source)
+    requested = [name for name, on in (("fp16", want_fp16), ("int8", want_int8)) if on]
+    prepared = PreparedModel(
+        path=str(source), precision_path="none", source=str(source), target_trt_major=target, requested=requested
+    )
+    if not requested:
+        prepared.steps.append("FP32: no precision conversion")
+        return prepared
+
+    path = _choose_path(target, precision_path)
+    prepared.precision_path = path
+    import onnx
+
+    from trtbuild.model.qdq_check import check_qdq, has_qdq
+
+    model_has_qdq = has_qdq(onnx.load(str(source), load_external_data=False))
+    target_text = "8.6" if target < 10 else str(target)
+    if want_int8 and model_has_qdq:
+        # Already quantized (explicit quantization): check it and build it as is.
+        prepared.qdq_check = check_qdq(source, target_text)
+        prepared.qdq_check.raise_if_failed(f"The Q/DQ model {source}")
+        prepared.converter = "none (the ONNX already has Q/DQ nodes)"
+        prepared.steps.append(f"the ONNX already has Q/DQ nodes ({prepared.qdq_check.summary()}): build it as is")
+        if target <= 10:
+            prepared.builder_flags = ["INT8", *(["FP16"] if want_fp16 else [])]
+        elif want_fp16:
+            note = "--fp16 on TensorRT 11 with a Q/DQ model: layers outside the Q/DQ nodes keep the ONNX's own types"
+            log.warning("%s (quantize the FP32 model with nvidia-modelopt for INT8 + FP16).", note)
+            prepared.steps.append(note)
+        return prepared
+    if path == "flags":
+        return _flags_path(prepared, source, want_fp16, want_int8, opts, opt_shapes, out_dir, calib_algorithm)
+    output = out_dir / f"{source.stem}.{'int8' if want_int8 else 'fp16'}.onnx"
+    return _onnx_path(
+        prepared, source, output, want_fp16, want_int8, opts, opt_shapes, target,
+        fp16_options, quantize_options, max_error, min_cosine, check_accuracy,
+    )  # fmt: skip
+
+
+def _default_dir(model_arg: Any, source: Path) -> Path:
+    # zoo models live in a cache folder: write their converted copies to the working folder instead.
+    return Path.cwd() if str(model_arg).startswith("zoo:") else source.parent
+
+
+def _choose_path(target: int, requested: str | None) -> str:
+    if requested is not None and requested not in PRECISION_PATHS:
+        raise SpecError(f"--precision-path must be one of {', '.join(PRECISION_PATHS)}, not '{requested}'.")
+    if target >= 11:
+        if requested == "flags":
+            raise SpecError(
+                "--precision-path flags is impossible on TensorRT 11: it has no FP16/INT8 builder flags and no "
+                "calibrators. Use --precision-path onnx (the default there): the ONNX is cast or quantized first."
+            )
+        return "onnx"
+    return requested or "flags"
+
+
+def _flags_path(
+    prepared: PreparedModel,
+    source: Path,
+    fp16: bool,
+    int8: bool,
+    opts: CalibOptions,
+    opt_shapes: dict[str, tuple[int, ...]] | None,
+    out_dir: Path,
+    algorithm: str,
+) -> PreparedModel:
+    from trtbuild.model.calib import CalibrationError, open_calibration
+
+    flags = (["FP16"] if fp16 else []) + (["INT8"] if int8 else [])
+    prepared.builder_flags = flags
+    prepared.steps.append("builder flags: " + ", ".join(f"BuilderFlag.{f}" for f in flags))
+    if not int8:
+        prepared.converter = "tensorrt"
+        return prepared
+    explicit = opts.cache is not None
+    cache = Path(opts.cache) if opts.cache is not None else out_dir / f"{source.stem}.calib"
+    data = open_calibration(opts, source, profile_opt=opt_shapes, require=False)
+    if data is None and not cache.is_file():
+        raise CalibrationError(
+            f"INT8 on the builder-flag path needs calibration data or a cache: pass --calib-data DIR (images or "
+            f".npy/.npz), or --calib FILE with an existing TensorRT calibration cache (none at {cache})."
+        )
+    prepared.calibration = data
+    prepared.calibration_cache = str(cache)
+    prepared.calibration_cache_explicit = explicit
+    prepared.calibration_algorithm = algorithm
+    prepared.converter = "tensorrt-calibrator"
+    prepared.details["calibrator"] = {"entropy": "IInt8EntropyCalibrator2", "minmax": "IInt8MinMaxCalibrator"}.get(
+        algorithm, algorithm
+    )
+    prepared.provenance = {**(data.provenance() if data is not None else {}), "algorithm": algorithm}
+    source_text = f"{data.num_samples} sample(s) from {data.source}" if data is not None else "the cache only"
+    prepared.steps.append(f"implicit INT8: {prepared.details['calibrator']} on {source_text}, cache {cache}")
+    return prepared
+
+
+def convert_onnx(
+    model: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    fp16: bool = False,
+    int8: bool = False,
+    calib: CalibOptions | None = None,
+    target_trt: str | int = 10,
+    profile_opt: dict[str, tuple[int, ...]] | None = None,
+    fp16_options: Any = None,
+    quantize_options: Any = None,
+    max_error: float | None = None,
+    min_cosine: float | None = None,
+    check_accuracy: bool = True,
+) -> PreparedModel:
+    """The ONNX pipeline on its own (``trtbuild cast`` / ``trtbuild quantize``): convert, check, compare.
+
+    ``int8`` quantizes to Q/DQ (with ``fp16``: FP16 elsewhere where ModelOpt can do it); ``fp16`` alone
+    casts. The accuracy report is written to ``output + .accuracy.json`` and, with
+    ``check_accuracy``, raises :class:`trtbuild.model.accuracy.AccuracyError` past the thresholds.
+    """
+    from trtbuild.model.load import resolve_model_path
+    from trtbuild.model.qdq_check import parse_target_trt
+
+    if not (fp16 or int8):
+        raise SpecError("Nothing to convert: ask for --fp16 and/or --int8.")
+    source = resolve_model_path(model)
+    major = parse_target_trt(target_trt)[0]
+    prepared = PreparedModel(
+        path=str(source), precision_path="onnx", source=str(source), target_trt_major=major,
+        requested=[n for n, on in (("fp16", fp16), ("int8", int8)) if on],
+    )  # fmt: skip
+    return _onnx_path(
+        prepared, source, Path(output), fp16, int8, calib or CalibOptions(), profile_opt, major,
+        fp16_options, quantize_options, max_error, min_cosine, check_accuracy, target_text=str(target_trt),
+    )  # fmt: skip
+
+
+def _onnx_path(
+    prepared: PreparedModel,
+    source: Path,
+    out: Path,
+    fp16: bool,
+    int8: bool,
+    opts: CalibOptions,
+    opt_shapes: dict[str, tuple[int, ...]] | None,
+    target: int,
+    fp16_options: Any,
+    quantize_options: Any,
+    max_error: float | None,
+    min_cosine: float | None,
+    check_accuracy: bool,
+    *,
+    target_text: str | None = None,
+) -> PreparedModel:
+    from trtbuild.model.accuracy import compare_models, thresholds_for, write_report_json
+    from trtbuild.model.calib import open_calibration
+
+    if target_text is None:
+        target_text = "8.6" if target < 10 else str(target)
+    data = open_calibration(opts, source, profile_opt=opt_shapes, require=int8 and opts.cache is None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if int8:
+        from trtbuild.model.fp16 import modelopt_available
+        from trtbuild.model.quantize import QuantizeOptions, choose_quantizer, quantize_int8
+
+        qopts = replace(quantize_options or QuantizeOptions(), target_trt=target_text)
+        if fp16:
+            qopts.high_precision = "fp16" if (modelopt_available() and target >= 10) else "fp32"
+        quantizer = choose_quantizer(qopts)
+        result = quantize_int8(source, out, data, qopts, cache=opts.cache, explicit_cache=opts.cache is not None)
+        prepared.converter, prepared.converter_version = result.quantizer, result.quantizer_version
+        prepared.qdq_check = result.check
+        prepared.provenance = result.calibration
+        prepared.details["range_cache"] = result.cache
+        prepared.steps.append(f"quantized to INT8 Q/DQ with {quantizer}: {result.check.summary()}")
+        if fp16 and qopts.high_precision != "fp16":
+            note = (
+                "layers outside the Q/DQ nodes stay FP32 (ONNX Runtime's quantizer); install nvidia-modelopt for "
+                "INT8 + FP16 in one ONNX"
+            )
+            if target >= 11:
+                log.warning("--fp16 with --int8 on TensorRT 11: %s.", note)
+            prepared.steps.append(note if target >= 11 else "FP16 for the other layers comes from BuilderFlag.FP16")
+        precision = "int8+fp16" if fp16 and qopts.high_precision == "fp16" else "int8"
+    else:
+        from trtbuild.model.fp16 import Fp16Options, cast_fp16
+
+        fopts = replace(fp16_options or Fp16Options())
+        if target < 10 and fopts.converter == "auto":
+            fopts.converter = "onnxconverter-common"  # AutoCast writes opset >= 19, beyond TensorRT 8.6
+        with tempfile.TemporaryDirectory(prefix="trtbuild-cast-") as tmp:
+            npz = _write_npz(data, Path(tmp) / "calib.npz") if data is not None and _wants_modelopt(fopts) else None
+            cast = cast_fp16(
+                source,
+                out,
+                fopts,
+                scan_feeds=data.batches("calib") if data is not None else None,
+                validate_feed=_eval_feeds(data, source, opts, opt_shapes)[0][0],
+                calibration_npz=npz,
+            )
+        prepared.converter, prepared.converter_version = cast.converter, cast.converter_version
+        prepared.provenance = data.provenance() if data is not None else None
+        prepared.details["fp16"] = {k: v for k, v in cast.to_dict().items() if k != "path"}
+        kept = f", {len(cast.blocked_nodes)} node(s) kept FP32" if cast.blocked_nodes else ""
+        prepared.steps.append(f"cast to FP16 with {cast.converter} (I/O {'FP32' if cast.keep_io_types else 'FP16'}{kept})")
+        precision = "fp16"
+    prepared.path = str(out)
+    if target <= 10:
+        prepared.builder_flags = (["FP16"] if fp16 else []) + (["INT8"] if int8 else [])
+        prepared.steps.append(
+            "build weakly typed with " + ", ".join(f"BuilderFlag.{f}" for f in prepared.builder_flags)
+            + " (or strongly typed on 10.x, without flags)"
+        )  # fmt: skip
+    else:
+        prepared.steps.append("build the strongly typed network without precision flags")
+    feeds, held_out = _eval_feeds(data, source, opts, opt_shapes)
+    report = compare_models(
+        source, out, feeds, precision=precision, thresholds=thresholds_for(precision, max_error, min_cosine),
+        held_out=held_out,
+    )  # fmt: skip
+    write_report_json(report, str(out) + ".accuracy.json")
+    prepared.accuracy_report = report
+    if check_accuracy:
+        report.raise_if_failed()
+    return prepared
+
+
+def _wants_modelopt(fopts: Any) -> bool:
+    from trtbuild.model.fp16 import choose_converter
+
+    return choose_converter(fopts.converter) == "modelopt"
+
+
+def _write_npz(data: CalibrationData, path: Path) -> Path:
+    import numpy as np
+
+    savez: Any = np.savez
+    savez(path, **data.all_samples("calib"))
+    return path
+
+
+def _random_eval(source: Path, shape: str | None, opt_shapes: dict[str, tuple[int, ...]] | None) -> CalibrationData | None:
+    """Random inputs for the accuracy check when no calibration data was given; None if shapes are unknown."""
+    from trtbuild.model.calib import CalibrationError, open_calibration
+
+    calib_log = logging.getLogger("trtbuild.model.calib")
+    level = calib_log.level
+    calib_log.setLevel(logging.ERROR)  # its random-data warning is about calibration, not evaluation
+    try:
+        return open_calibration(CalibOptions(random=True, samples=8, shape=shape), source, profile_opt=opt_shapes)
+    except CalibrationError:
+        return None
+    finally:
+        calib_log.setLevel(level)
+
+
+def _eval_feeds(
+    data: CalibrationData | None, source: Path, opts: CalibOptions, opt_shapes: dict[str, tuple[int, ...]] | None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Held-out batches, else calibration ones (flagged), else random inputs."""
+    if data is not None and data.num_eval_samples:
+        return list(data.batches("eval")), data.held_out
+    if data is not None:
+        return list(data.batches("calib")), False
+    fallback = _random_eval(source, opts.shape, opt_shapes)
+    if fallback is None:
+        from trtbuild.errors import TrtbuildError
+
+        raise TrtbuildError(
+            f"Cannot check the converted model's accuracy: {source} has dynamic dimensions and no calibration data "
+            "was given; pass --calib-data DIR (or --calib-shape NAME:NxCxHxW for random test inputs)."
+        )
+    log.info("No calibration data: the accuracy report uses random inputs.")
+    return list(fallback.batches("eval")), True
