@@ -151,20 +151,32 @@ def test_fp16_sets_the_builder_flag_up_to_10(level: str, tmp_path: Path) -> None
         assert "FP16" in manifest_of(engine)["precision"]["builder_flags"]
 
 
-def test_fp16_on_11_needs_the_onnx_pipeline_first(trt11: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_fp16_and_int8_on_11_go_through_the_onnx_pipeline(
+    trt11: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert not hasattr(trt11.BuilderFlag, "FP16")  # the double has no such name, as TensorRT 11
     rc, engine = build(tmp_path, "--fp16")
-    assert rc == 2 and not engine.exists()
-    err = err_text(capsys)
-    assert "has no builder flag for --fp16" in err and "trtbuild cast" in err and "has not been converted" in err
-    rc, engine = build(tmp_path, "--int8")
-    assert rc == 2 and "trtbuild quantize" in err_text(capsys)
+    assert rc == 0, err_text(capsys)
+    manifest = manifest_of(engine)
+    assert manifest["precision"]["builder_flags"] == []
+    pipeline = manifest["precision"]["pipeline"]
+    assert pipeline["path"] == "onnx" and pipeline["onnx"].endswith(".fp16.onnx")
+    assert plan_header(engine)["flags"] == [] or "FP16" not in str(plan_header(engine)["flags"])
+
+    # INT8 needs calibration data for the Q/DQ conversion; without it, one sentence says what to give.
+    rc, engine = build(tmp_path, "--int8", name="i8.engine")
+    assert rc != 0 and not engine.exists()
+    assert "calib" in err_text(capsys)
+    rc, engine = build(tmp_path, "--int8", "--calib-random", name="i8.engine")
+    assert rc == 0, err_text(capsys)
+    assert manifest_of(engine)["precision"]["pipeline"]["onnx"].endswith(".int8.onnx")
 
     cast = tiny_onnx(tmp_path / "half.onnx", "fp16")
-    rc, engine = build(tmp_path, *TINY, "--fp16", model=str(cast))
+    rc, engine = build(tmp_path, *TINY, "--fp16", model=str(cast), name="half.engine")
     assert rc == 0, err_text(capsys)
     manifest = manifest_of(engine)
     assert manifest["precision"]["requested"] == ["fp16"] and manifest["precision"]["builder_flags"] == []
+    assert "pipeline" not in manifest["precision"]  # already cast: built as is
 
 
 def test_qdq_model_sets_int8_up_to_10_and_nothing_on_11(tmp_path: Path) -> None:
@@ -642,3 +654,20 @@ def test_gpu_build_yolo_dynamic(tmp_path: Path, precision: list[str], capsys: py
     assert report["source"] == "engine" and report["verdict"]["ok"] is True
     assert report["profiles"][0]["images"] == {"min": [1, 3, 320, 320], "opt": [4, 3, 640, 640], "max": [8, 3, 640, 640]}
     assert report["layers"]["detailed"] is True
+
+
+def test_int8_on_10_calibrates_from_data_and_onnx_path_on_request(
+    trt10: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, engine = build(tmp_path, "--int8", "--calib-random", "--calib-samples", "4")
+    assert rc == 0, err_text(capsys)
+    manifest = manifest_of(engine)
+    assert "INT8" in manifest["precision"]["builder_flags"]
+    assert manifest["precision"]["pipeline"]["path"] == "flags"
+    assert Path(manifest["precision"]["pipeline"]["calibration_cache"]).is_file()  # written by the calibrator
+
+    rc, engine = build(tmp_path, "--fp16", "--precision-path", "onnx", name="onnx.engine")
+    assert rc == 0, err_text(capsys)
+    manifest = manifest_of(engine)
+    assert manifest["precision"]["pipeline"]["path"] == "onnx"
+    assert manifest["onnx"]["path"].endswith(".fp16.onnx")

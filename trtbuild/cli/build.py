@@ -39,6 +39,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     add_dialect_option(parser)
     add_build_options(parser)
+    from trtbuild.cli.quantize import add_calib_arguments
+
+    add_calib_arguments(parser, include_cache=False)
+    parser.add_argument(
+        "--precision-path", choices=("flags", "onnx"), default=None,
+        help="how --fp16/--int8 are met: builder flags (TensorRT <= 10 default) or converting the ONNX first "
+        "(FP16 cast / INT8 Q/DQ; the only way on TensorRT 11)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -73,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print_plan(plan, as_json=args.json)
         return 0
     from trtbuild.build import build_from_plan
+    from trtbuild.cli.quantize import calib_options_from_args
 
-    build_from_plan(plan)
+    build_from_plan(plan, calib=calib_options_from_args(args), precision_path=args.precision_path)
     return 0

@@ -158,11 +158,14 @@ class _Precision:
 # Entry point
 
 
-def build_engine(plan: BuildPlan, *, calibrator: Any = None, show_progress: bool = True) -> Path:
+def build_engine(
+    plan: BuildPlan, *, calibrator: Any = None, show_progress: bool = True, precision_record: dict[str, Any] | None = None
+) -> Path:
     """Build ``plan`` with the installed TensorRT and write the engine and its manifest; returns the path.
 
     ``calibrator`` is an ``IInt8Calibrator`` for implicit INT8 on TensorRT <= 10.x (11.x has none:
-    pass a Q/DQ model instead).
+    pass a Q/DQ model instead). ``precision_record`` (what the ONNX precision pipeline did: converter,
+    calibration provenance, accuracy report) goes into the manifest.
     """
     from trtbuild import engine_file
 
@@ -214,7 +217,8 @@ def build_engine(plan: BuildPlan, *, calibrator: Any = None, show_progress: bool
         spec=spec,
         onnx_path=plan.model.path,
         io_tensors=io_tensors,
-        precision={"requested": precision.requested, "path": precision.path, "builder_flags": applied.flags},
+        precision={"requested": precision.requested, "path": precision.path, "builder_flags": applied.flags,
+                   **({"pipeline": precision_record} if precision_record else {})},  # fmt: skip
         build_time_s=build_time,
         extra={"builder_settings": applied.settings, "recipe_sha256": plan.recipe_sha256},
     )
