@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from trtbuild.errors import EngineFileError, MissingDependencyError
+from trtbuild.fsutil import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +208,7 @@ def write_engine(path: str | os.PathLike[str], plan_data: bytes | bytearray | me
         for name in temps:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
     return target
 
 
@@ -221,15 +222,6 @@ def _temp_beside(target: Path, temps: list[str]) -> str:
 def _write_chunks(handle: IO[bytes], data: memoryview) -> None:
     for start in range(0, len(data), _CHUNK):
         handle.write(data[start : start + _CHUNK])
-
-
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def _target_mode(target: Path) -> int:
@@ -48,7 +48,7 @@ def _target_mode(target: Path) -> int:
         return 0o666 & ~umask
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     # The rename is durable only once the directory entry is on disk (not possible on every OS).
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
