@@ -9,6 +9,7 @@ from trtbuild.cli.quantize import (
     add_calib_arguments,
     calib_options_from_args,
     default_output,
+    report_prepared,
     split_list,
 )
 
@@ -55,7 +56,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trtbuild.cli.quantize import print_prepared
     from trtbuild.model.fp16 import Fp16Options
     from trtbuild.precision import convert_onnx
 
@@ -79,7 +79,4 @@ def run(args: argparse.Namespace) -> int:
         min_cosine=args.min_cosine,
         check_accuracy=False,
     )
-    print_prepared(prepared, as_json=args.json)
-    if not args.no_accuracy_check and prepared.accuracy_report is not None:
-        prepared.accuracy_report.raise_if_failed()
-    return 0
+    return report_prepared(prepared, args)

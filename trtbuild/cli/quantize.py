@@ -60,6 +60,14 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
+def report_prepared(prepared: Any, args: argparse.Namespace) -> int:
+    """Print the conversion result; fail on an accuracy miss unless --no-accuracy-check."""
+    print_prepared(prepared, as_json=args.json)
+    if not args.no_accuracy_check and prepared.accuracy_report is not None:
+        prepared.accuracy_report.raise_if_failed()
+    return 0
+
+
 def calib_options_from_args(args: argparse.Namespace) -> Any:
     from trtbuild.model.calib import CalibOptions
 
@@ -159,10 +167,7 @@ def run(args: argparse.Namespace) -> int:
         min_cosine=args.min_cosine,
         check_accuracy=False,
     )
-    print_prepared(prepared, as_json=args.json)
-    if not args.no_accuracy_check and prepared.accuracy_report is not None:
-        prepared.accuracy_report.raise_if_failed()
-    return 0
+    return report_prepared(prepared, args)
 
 
 def _check_only(args: argparse.Namespace) -> int:
