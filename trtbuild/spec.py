@@ -47,7 +47,7 @@ HW_COMPAT = {"none": "none", "ampere+": "ampere+", "samecomputecapability": "sam
 PRECISION_11_NOTE = (
     "TensorRT 11 removed the precision flags and calibrators: precision lives in the ONNX model. "
     "trtbuild build --fp16/--int8 converts the ONNX first (FP16 cast, INT8 Q/DQ) and builds the result; "
-    "with trtexec 11, run `trtbuild cast model.onnx --fp16 -o model.fp16.onnx` or "
+    "with trtexec 11, run `trtbuild cast model.onnx --fp16 --calib-data DIR -o model.fp16.onnx` or "
     "`trtbuild quantize model.onnx --int8 --calib-data DIR -o model.int8.onnx` and pass that ONNX."
 )
 
