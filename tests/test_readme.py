@@ -224,6 +224,8 @@ CLASSIFIED: dict[str, Expect] = {
     "trtbuild bench model.engine --backends trt,ort --shapes images:8x3x640x640 --exportTimes=times.json": Expect(
         SKIP, ENGINE),
     # Ship to devices
+    "trtbuild nightly suites/example.toml": Expect(RUN, "", output_has=("gate:",)),
+    "trtbuild report": Expect(RUN, "", creates=("bench_results/report/index.html",)),
     "trtbuild pack model.onnx --profiles yolo640 --fp16 --timingCacheFile=trt.cache -o yolo.recipe.tar": Expect(
         RUN, "", creates=("yolo.recipe.tar",)),
     "trtbuild build --recipe yolo.recipe.tar --output yolo.engine": Expect(NO_TRT, "builds the recipe's engine"),

@@ -50,6 +50,11 @@ _API = {
     "bench": "trtbuild.bench:_self",
     "LatencyTable": "trtbuild.bench.table:LatencyTable",
     "TimingOptions": "trtbuild.bench.timing:TimingOptions",
+    "load_suite": "trtbuild.nightly.suite:load_suite",
+    "run_suite": "trtbuild.nightly:run_suite",
+    "gate_run": "trtbuild.nightly.gate:gate_run",
+    "ResultsStore": "trtbuild.nightly.store:ResultsStore",
+    "write_report": "trtbuild.nightly.report:write_report",
 }
 
 __all__ = ["__version__", *_API]

@@ -28,6 +28,8 @@ COMMAND_MODULES = (
     "trtbuild.cli.quantize",
     "trtbuild.cli.compare",
     "trtbuild.cli.bench",
+    "trtbuild.cli.nightly",
+    "trtbuild.cli.report",
     "trtbuild.cli.doctor",
     "trtbuild.cli.demo",
 )
