@@ -338,7 +338,14 @@ def find_baselines(store: ResultsStore, current: RunDir, record: Mapping[str, An
             continue
         if _eligible(run, record["case_id"]):
             found.append((run, other))
+            if _accepted(run, record["case_id"]):
+                break  # an accepted change starts a new history: older runs no longer describe this case
     return found
+
+
+def _accepted(run: RunDir, case_id: str) -> bool:
+    gate = run.load_gate() or {}
+    return bool(((gate.get("cases") or {}).get(case_id) or {}).get("accepted"))
 
 
 def _notes(current: RunDir, record: Mapping[str, Any], base_run: RunDir, base: Mapping[str, Any]) -> list[str]:
