@@ -6,8 +6,7 @@ stays fast: numpy, onnx, torch and TensorRT load only when a function that needs
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trtbuild._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -60,14 +59,7 @@ _API = {
 __all__ = ["__version__", *_API]
 
 
-def __getattr__(name: str) -> Any:
-    target = _API.get(name)
-    if target is None:
-        raise AttributeError(f"module 'trtbuild' has no attribute '{name}'")
-    module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("trtbuild", _API, globals())
 
 
 def __dir__() -> list[str]:

@@ -14,10 +14,11 @@ package would be shadowed by the package as soon as any ``trtbuild.bench.*`` mod
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import Any
+
+from trtbuild._lazy import lazy_getattr
 
 _API = {
     "bench": "trtbuild.bench.run:bench",
@@ -34,14 +35,7 @@ _API = {
 __all__ = list(_API)
 
 
-def __getattr__(name: str) -> Any:
-    target = _API.get(name)
-    if target is None:
-        raise AttributeError(f"module 'trtbuild.bench' has no attribute '{name}'")
-    module, _, attr = target.partition(":")
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr("trtbuild.bench", _API, globals())
 
 
 def __dir__() -> list[str]:
