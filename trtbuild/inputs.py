@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import ShapeError, SpecError
-from trtbuild.shapes import SHAPE_FLAGS, Dims, Profile, TensorInfo, format_dims
+from trtbuild.shapes import SHAPE_FLAGS, Dims, Profile, TensorInfo, fixed_axis_conflict, format_dims
 
 if TYPE_CHECKING:
     import numpy as np
@@ -124,12 +124,13 @@ def _check_against_model(name: str, array: np.ndarray, tensor: TensorInfo, profi
             f"{source}: '{name}' has shape {format_dims(shape)} ({len(shape)} dimensions) but the model declares "
             f"{tensor.describe()}; save it with {len(tensor.dims)} dimensions."
         )
-    for axis, (declared, got) in enumerate(zip(tensor.dims, shape)):
-        if isinstance(declared, int) and declared >= 0 and declared != got:
-            raise SpecError(
-                f"{source}: '{name}' has shape {format_dims(shape)} but axis {axis} of {tensor.describe()} is fixed "
-                f"to {declared}."
-            )
+    conflict = fixed_axis_conflict(tensor, shape)
+    if conflict is not None:
+        axis, declared = conflict
+        raise SpecError(
+            f"{source}: '{name}' has shape {format_dims(shape)} but axis {axis} of {tensor.describe()} is fixed "
+            f"to {declared}."
+        )
     rng = profile.shapes.get(name) if profile is not None else None
     if rng is not None and not all(lo <= d <= hi for lo, d, hi in zip(rng.min, shape, rng.max)):
         raise SpecError(

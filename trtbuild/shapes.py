@@ -251,6 +251,14 @@ def _match_input(name: str, inputs: Sequence[TensorInfo]) -> TensorInfo | None:
     return None
 
 
+def fixed_axis_conflict(tensor: TensorInfo, dims: Sequence[int]) -> tuple[int, int] | None:
+    """The first ``(axis, declared size)`` where ``dims`` contradicts a fixed dim of ``tensor`` (same rank assumed)."""
+    for axis, (declared, got) in enumerate(zip(tensor.dims, dims)):
+        if isinstance(declared, int) and declared >= 0 and declared != got:
+            return axis, declared
+    return None
+
+
 def _check_dims(tensor: TensorInfo, which: str, dims: Dims, where: str) -> None:
     fix = f"give {len(tensor.dims)} dimensions, like {_example(tensor)}"
     if len(dims) != len(tensor.dims):
@@ -258,12 +266,13 @@ def _check_dims(tensor: TensorInfo, which: str, dims: Dims, where: str) -> None:
             f"{where}: --{which} for '{tensor.name}' is {format_dims(dims)} ({len(dims)} dimensions), "
             f"but the model declares {tensor.describe()} ({len(tensor.dims)} dimensions); {fix}."
         )
-    for axis, (declared, got) in enumerate(zip(tensor.dims, dims)):
-        if isinstance(declared, int) and declared >= 0 and declared != got:
-            raise ShapeError(
-                f"{where}: --{which} for '{tensor.name}' is {format_dims(dims)}, but axis {axis} is fixed to "
-                f"{declared} in the model ({tensor.describe()}); keep it at {declared}."
-            )
+    conflict = fixed_axis_conflict(tensor, dims)
+    if conflict is not None:
+        axis, declared = conflict
+        raise ShapeError(
+            f"{where}: --{which} for '{tensor.name}' is {format_dims(dims)}, but axis {axis} is fixed to "
+            f"{declared} in the model ({tensor.describe()}); keep it at {declared}."
+        )
 
 
 def _example(tensor: TensorInfo) -> str:

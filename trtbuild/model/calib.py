@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import TrtbuildError
-from trtbuild.shapes import UNNAMED, Dims, TensorInfo, format_dims, parse_shape_list
+from trtbuild.shapes import UNNAMED, Dims, TensorInfo, fixed_axis_conflict, format_dims, parse_shape_list
 
 if TYPE_CHECKING:
     import numpy as np
@@ -332,12 +332,13 @@ def _check_fits(tensor: TensorInfo, dims: Dims) -> None:
             f"The calibration shape {format_dims(dims)} has {len(dims)} dimensions, but the model declares "
             f"{tensor.describe()}; give {len(tensor.dims)} dimensions."
         )
-    for axis, (declared, got) in enumerate(zip(tensor.dims, dims)):
-        if isinstance(declared, int) and declared >= 0 and declared != got:
-            raise CalibrationError(
-                f"The calibration shape {format_dims(dims)} for '{tensor.name}' does not fit the model "
-                f"({tensor.describe()}): axis {axis} is fixed to {declared}."
-            )
+    conflict = fixed_axis_conflict(tensor, dims)
+    if conflict is not None:
+        axis, declared = conflict
+        raise CalibrationError(
+            f"The calibration shape {format_dims(dims)} for '{tensor.name}' does not fit the model "
+            f"({tensor.describe()}): axis {axis} is fixed to {declared}."
+        )
 
 
 def _shapes_line(shapes: Mapping[str, Dims]) -> str:
