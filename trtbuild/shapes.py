@@ -251,6 +251,23 @@ def _match_input(name: str, inputs: Sequence[TensorInfo]) -> TensorInfo | None:
     return None
 
 
+def input_named(name: str, inputs: Sequence[TensorInfo], *, naming_hint: str) -> str:
+    """The model input a given shape belongs to: ``name`` itself, or for an unnamed shape the only
+    dynamic input. ``naming_hint`` shows how to name shapes where this one came from."""
+    names = [t.name for t in inputs]
+    if name == UNNAMED:
+        dynamic = [t.name for t in inputs if t.is_dynamic] or names
+        if len(dynamic) != 1:
+            raise ShapeError(
+                f"An unnamed shape fits a model with one input; this one has {', '.join(names)}: name each, "
+                f"like {naming_hint}."
+            )
+        return dynamic[0]
+    if names and name not in names:
+        raise ShapeError(f"The model has no input named '{name}'; its inputs are {_inputs_line(inputs)}.")
+    return name
+
+
 def fixed_axis_conflict(tensor: TensorInfo, dims: Sequence[int]) -> tuple[int, int] | None:
     """The first ``(axis, declared size)`` where ``dims`` contradicts a fixed dim of ``tensor`` (same rank assumed)."""
     for axis, (declared, got) in enumerate(zip(tensor.dims, dims)):

@@ -30,7 +30,7 @@ from trtbuild.bench.timing import (
     write_export_times,
 )
 from trtbuild.errors import MissingDependencyError, ShapeError, SpecError
-from trtbuild.shapes import Dims, TensorInfo, format_dims, format_shape_list, parse_shape_list
+from trtbuild.shapes import Dims, TensorInfo, format_dims, format_shape_list, input_named, parse_shape_list
 
 if TYPE_CHECKING:
     import numpy as np
@@ -385,16 +385,7 @@ def _normalize_shapes(spec: str | Mapping[str, Sequence[int]], inputs: list[Tens
     names = [t.name for t in inputs]
     out: dict[str, Dims] = {}
     for name, dims in given.items():
-        if name == "":
-            dynamic = [t.name for t in inputs if t.is_dynamic] or names
-            if len(dynamic) != 1:
-                raise ShapeError(f"An unnamed shape fits a model with one input; this one has {', '.join(names)}: "
-                                 "name each, like --shapes a:1x3,b:1x4.")  # fmt: skip
-            name = dynamic[0]
-        if names and name not in names:
-            raise ShapeError(f"The model has no input named '{name}'; its inputs are "
-                             f"{'; '.join(t.describe() for t in inputs)}.")  # fmt: skip
-        out[name] = dims
+        out[input_named(name, inputs, naming_hint="--shapes a:1x3,b:1x4")] = dims
     for t in inputs:
         if t.name not in out:
             if t.is_dynamic:

@@ -274,6 +274,7 @@ def resolve_shapes(case: Mapping[str, Any], inputs: list[TensorInfo], zoo_name: 
     """The case's input shapes: explicit ones; else a batch sweep over a template (the ``shape`` key, the
     first profile's opt shapes, the zoo's example shapes or the static dims); dynamic batch -> 1."""
     from trtbuild.errors import ShapeError
+    from trtbuild.shapes import input_named
 
     point = case["shape"]
     names = [t.name for t in inputs]
@@ -291,15 +292,7 @@ def resolve_shapes(case: Mapping[str, Any], inputs: list[TensorInfo], zoo_name: 
         given = {}
     shapes: dict[str, tuple[int, ...]] = {}
     for name, dims in given.items():
-        if name == "":
-            dynamic = [t.name for t in inputs if t.is_dynamic] or names
-            if len(dynamic) != 1:
-                raise ShapeError(f"An unnamed shape fits a model with one input; name each of {', '.join(names)} in the "
-                                 "suite, like shape = \"a:1x3x64x64,b:1x1\".")  # fmt: skip
-            name = dynamic[0]
-        if name not in names:
-            raise ShapeError(f"The model has no input '{name}'; its inputs are {', '.join(t.describe() for t in inputs)}.")
-        shapes[name] = dims
+        shapes[input_named(name, inputs, naming_hint='shape = "a:1x3x64x64,b:1x1" in the suite')] = dims
     for t in inputs:
         if t.name in shapes:
             continue
