@@ -260,7 +260,36 @@ class ParserError(TrtObject):
         return f"In node {self._node} ({self._func}): {code}: {self._desc}"
 
 
-class OnnxParser(TrtObject):
+class _FlagBits:
+    """``flags`` / ``set_flag`` / ``clear_flag`` / ``get_flag`` over one flag enum (parser and config)."""
+
+    _flags: int
+    _flag_enum: str
+
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        self._flags = int(value)
+
+    def set_flag(self, flag: Any) -> None:
+        check_enum(self, flag, self._flag_enum, "set_flag")
+        self._flags |= 1 << int(flag)
+
+    def clear_flag(self, flag: Any) -> None:
+        check_enum(self, flag, self._flag_enum, "clear_flag")
+        self._flags &= ~(1 << int(flag))
+
+    def get_flag(self, flag: Any) -> bool:
+        check_enum(self, flag, self._flag_enum, "get_flag")
+        return bool(self._flags & (1 << int(flag)))
+
+
+class OnnxParser(_FlagBits, TrtObject):
+    _flag_enum = "OnnxParserFlag"
+
     def __init__(self, network: Any, logger: Any) -> None:
         self._network = network
         self._logger = logger
@@ -280,25 +309,6 @@ class OnnxParser(TrtObject):
     def clear_errors(self) -> None:
         self._errors.clear()
 
-    @property
-    def flags(self) -> int:
-        return self._flags
-
-    @flags.setter
-    def flags(self, value: int) -> None:
-        self._flags = int(value)
-
-    def set_flag(self, flag: Any) -> None:
-        check_enum(self, flag, "OnnxParserFlag", "set_flag")
-        self._flags |= 1 << int(flag)
-
-    def clear_flag(self, flag: Any) -> None:
-        check_enum(self, flag, "OnnxParserFlag", "clear_flag")
-        self._flags &= ~(1 << int(flag))
-
-    def get_flag(self, flag: Any) -> bool:
-        check_enum(self, flag, "OnnxParserFlag", "get_flag")
-        return bool(self._flags & (1 << int(flag)))
 
     def set_builder_config(self, builder_config: Any) -> bool:
         self._config = builder_config
@@ -575,7 +585,9 @@ class IPluginRegistry(TrtObject):
 # ----------------------------------------------------------------------------------------------- config
 
 
-class IBuilderConfig(TrtObject):
+class IBuilderConfig(_FlagBits, TrtObject):
+    _flag_enum = "BuilderFlag"
+
     profiling_verbosity = Attr(lambda s: s._M.ProfilingVerbosity.LAYER_NAMES_ONLY)
     builder_optimization_level = Attr(3)
     hardware_compatibility_level = Attr(lambda s: s._M.HardwareCompatibilityLevel.NONE)
@@ -614,25 +626,6 @@ class IBuilderConfig(TrtObject):
         return sum(1 << int(getattr(ts, n)) for n in names)
 
     # --- flags
-    @property
-    def flags(self) -> int:
-        return self._flags
-
-    @flags.setter
-    def flags(self, value: int) -> None:
-        self._flags = int(value)
-
-    def set_flag(self, flag: Any) -> None:
-        check_enum(self, flag, "BuilderFlag", "set_flag")
-        self._flags |= 1 << int(flag)
-
-    def clear_flag(self, flag: Any) -> None:
-        check_enum(self, flag, "BuilderFlag", "clear_flag")
-        self._flags &= ~(1 << int(flag))
-
-    def get_flag(self, flag: Any) -> bool:
-        check_enum(self, flag, "BuilderFlag", "get_flag")
-        return bool(self._flags & (1 << int(flag)))
 
     def set_preview_feature(self, feature: Any, enable: bool) -> None:
         check_enum(self, feature, "PreviewFeature", "set_preview_feature")
