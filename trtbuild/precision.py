@@ -306,7 +306,7 @@ def _onnx_path(
     staged = staging_path(out)
     try:
         report = _convert_staged(
-            prepared, source, staged, fp16, int8, opts, opt_shapes, target, fp16_options, quantize_options,
+            prepared, source, staged, out, fp16, int8, opts, opt_shapes, target, fp16_options, quantize_options,
             max_error, min_cosine, target_text or ("8.6" if target < 10 else str(target)),
         )  # fmt: skip
         if check_accuracy and not report.passed:
@@ -334,6 +334,7 @@ def _convert_staged(
     prepared: PreparedModel,
     source: Path,
     out: Path,
+    final: Path,
     fp16: bool,
     int8: bool,
     opts: CalibOptions,
@@ -352,13 +353,22 @@ def _convert_staged(
     eval_feeds, held_out = _eval_feeds(data, source, opts, opt_shapes)
     if int8:
         from trtbuild.model.fp16 import modelopt_available
-        from trtbuild.model.quantize import QuantizeOptions, choose_quantizer, quantize_int8
+        from trtbuild.model.quantize import (
+            QuantizeOptions,
+            choose_quantizer,
+            default_cache_path,
+            quantize_int8,
+        )
 
         qopts = replace(quantize_options or QuantizeOptions(), target_trt=target_text)
         if fp16:
             qopts.high_precision = "fp16" if (modelopt_available() and target >= 10) else "fp32"
         quantizer = choose_quantizer(qopts)
-        result = quantize_int8(source, out, data, qopts, cache=opts.cache, explicit_cache=opts.cache is not None)
+        # The range cache sits beside the published model (a re-run reuses it), not beside the staging file.
+        cache = opts.cache or str(default_cache_path(final))
+        result = quantize_int8(
+            source, out, data, qopts, cache=cache, explicit_cache=opts.cache is not None, select_feeds=eval_feeds
+        )
         prepared.converter, prepared.converter_version = result.quantizer, result.quantizer_version
         prepared.qdq_check = result.check
         prepared.provenance = result.calibration
@@ -382,13 +392,19 @@ def _convert_staged(
                 "ModelOpt AutoCast writes opset >= 19, beyond TensorRT 8.6's parser (opset 17); use the default "
                 "converter (--converter trtbuild), which keeps the model's opset."
             )
+        if data is None and fopts.range_scan:
+            log.warning(
+                "No calibration data: the FP16 range scan sees only the seeded inputs, so activations that overflow "
+                "FP16 on real inputs may go unseen (ONNX Runtime on the CPU hides them too). Pass --calib-data."
+            )
         with tempfile.TemporaryDirectory(prefix="trtbuild-cast-") as tmp:
             npz = _write_npz(data, Path(tmp) / "calib.npz") if data is not None and _wants_modelopt(fopts) else None
             cast = cast_fp16(
                 source,
                 out,
                 fopts,
-                scan_feeds=data.batches("calib") if data is not None else None,
+                # Without data the scan still sees the seeded inputs: real overflows may hide, blatant ones do not.
+                scan_feeds=data.batches("calib") if data is not None else eval_feeds,
                 validate_feed=eval_feeds[0],
                 calibration_npz=npz,
             )

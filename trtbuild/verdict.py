@@ -38,6 +38,8 @@ DETECT_NMS_IOU = 0.7
 DETECT_MATCH_IOU = 0.5
 MAX_DETECTIONS = 300
 MAP_THRESHOLD = 0.5
+#: an unnamed [N, C] output with at least this many columns is read as class scores
+MIN_CLASSES = 20
 
 _EMBEDDING_NAME = re.compile(r"emb|feat|vec|hidden|pool|encod|descr|latent|state", re.IGNORECASE)
 _CLASS_NAME = re.compile(r"logit|prob|class|cls|score|softmax|pred|label|ctc", re.IGNORECASE)
@@ -130,6 +132,13 @@ def parse_output_kinds(items: list[str] | None) -> dict[str, str]:
 # Kinds
 
 
+def _probability_rows(ref: np.ndarray) -> bool:
+    """Rows that are probability distributions (a softmax output)."""
+    import numpy as np
+
+    return _probability_like(ref) and bool(np.allclose(ref.sum(axis=-1), 1.0, atol=1e-3))
+
+
 def _probability_like(ref: np.ndarray) -> bool:
     import numpy as np
 
@@ -141,12 +150,18 @@ def infer_kind(name: str, ref: np.ndarray) -> str:
     """The output's kind from its shape, value range and name (``--output-kind`` overrides it)."""
     shape = ref.shape
     if ref.ndim == 2 and shape[1] > 1:
-        return "regress" if _EMBEDDING_NAME.search(name) and not _CLASS_NAME.search(name) else "classify"
+        if _CLASS_NAME.search(name) or _probability_rows(ref):
+            return "classify"
+        # Unnamed logits: many columns read as classes; a few (boxes, landmarks) or an embedding do not.
+        return "classify" if shape[1] >= MIN_CLASSES and not _EMBEDDING_NAME.search(name) else "regress"
     if ref.ndim == 3:
         small, large = sorted(shape[1:])
-        if 5 <= small <= 400 and large >= 100 and large >= 4 * small and not _EMBEDDING_NAME.search(name):
+        # Box coordinates are pixels, so a detection head is never a probability tensor.
+        detect_shape = 5 <= small <= 400 and large >= 100 and large >= 4 * small
+        if detect_shape and not _probability_like(ref) and not _EMBEDDING_NAME.search(name):
             return "detect"
-        if shape[2] > 1 and not _EMBEDDING_NAME.search(name) and (_probability_like(ref) or _CLASS_NAME.search(name)):
+        scores = _probability_like(ref) or _CLASS_NAME.search(name) or shape[2] >= MIN_CLASSES
+        if shape[2] > 1 and not _EMBEDDING_NAME.search(name) and scores:
             return "sequence"
         if min(shape[1:]) >= 8 and _probability_like(ref):
             return "segment"  # [N, H, W] maps
@@ -161,21 +176,28 @@ def infer_kind(name: str, ref: np.ndarray) -> str:
 
 def judge(
     name: str,
-    ref: np.ndarray,
-    cand: np.ndarray,
+    refs: np.ndarray | list[np.ndarray],
+    cands: np.ndarray | list[np.ndarray],
     limits: Limits,
     *,
     kind: str | None = None,
     topk: tuple[int, ...] = (1, 5),
 ) -> OutputVerdict:
-    """Metrics, task measure and verdict for one output (samples stacked on axis 0)."""
+    """Metrics, task measure and verdict for one output.
+
+    ``refs`` / ``cands`` are one array (samples on axis 0) or one array per batch; batches may differ
+    in shape (dynamic axes): metrics pool every value, the task measure pools every batch.
+    """
     import numpy as np
 
-    ref = np.asarray(ref, dtype=np.float64)
-    cand = np.asarray(cand, dtype=np.float64)
-    if ref.shape != cand.shape:
-        raise ValueError(f"output '{name}': shapes differ ({list(ref.shape)} vs {list(cand.shape)})")
-    chosen = kind or infer_kind(name, ref)
+    ref_list = [np.asarray(r, dtype=np.float64) for r in (refs if isinstance(refs, list) else [refs])]
+    cand_list = [np.asarray(c, dtype=np.float64) for c in (cands if isinstance(cands, list) else [cands])]
+    for r, c in zip(ref_list, cand_list):
+        if r.shape != c.shape:
+            raise ValueError(f"output '{name}': shapes differ ({list(r.shape)} vs {list(c.shape)})")
+    chosen = kind or infer_kind(name, ref_list[0])
+    ref = np.concatenate([r.ravel() for r in ref_list])
+    cand = np.concatenate([c.ravel() for c in cand_list])
     ref_ok, cand_ok = np.isfinite(ref), np.isfinite(cand)
     both = ref_ok & cand_ok
     r, c = np.where(both, ref, 0.0), np.where(both, cand, 0.0)
@@ -190,7 +212,7 @@ def judge(
     ref_l1 = float(np.sum(np.abs(r)))
     verdict = OutputVerdict(
         name=name,
-        shape=list(ref.shape),
+        shape=list(ref_list[0].shape),
         kind=chosen,
         kind_given=kind is not None,
         max_abs_error=max_abs,
@@ -202,7 +224,8 @@ def judge(
         nonfinite_reference=int(np.sum(~ref_ok)),
         nonfinite_candidate=int(np.sum(~cand_ok & ref_ok)),
     )
-    _task_measure(verdict, r, c, topk)
+    clean = [(np.nan_to_num(a), np.nan_to_num(b)) for a, b in zip(ref_list, cand_list)]
+    _task_measure(verdict, clean, topk)
     scale = max(max_ref, 1.0 if chosen in ("segment", "classify", "sequence") and _probability_like(r) else 0.0)
     verdict.within_rounding = bool(diff.size) and max_abs <= ROUNDING * scale
     verdict.passed, verdict.reason = _decide(verdict, r, c, limits)
@@ -233,32 +256,45 @@ def _decide(v: OutputVerdict, ref: np.ndarray, cand: np.ndarray, limits: Limits)
     return True, f"cosine {v.cosine:.6f}{measure}"
 
 
-def _task_measure(v: OutputVerdict, ref: np.ndarray, cand: np.ndarray, topk: tuple[int, ...]) -> None:
+def _task_measure(v: OutputVerdict, pairs: list[tuple[np.ndarray, np.ndarray]], topk: tuple[int, ...]) -> None:
     import numpy as np
 
-    if v.kind in ("classify", "sequence") and ref.ndim >= 2 and ref.shape[-1] > 1:
-        flat_r = ref.reshape(-1, ref.shape[-1])
-        flat_c = cand.reshape(-1, cand.shape[-1])
+    ref0 = pairs[0][0]
+    if v.kind in ("classify", "sequence") and ref0.ndim >= 2 and ref0.shape[-1] > 1:
+        if any(r.shape[-1] != ref0.shape[-1] for r, _ in pairs):
+            return
+        flat_r = np.concatenate([r.reshape(-1, r.shape[-1]) for r, _ in pairs])
+        flat_c = np.concatenate([c.reshape(-1, c.shape[-1]) for _, c in pairs])
         v.measure_name = "top-1" if v.kind == "classify" else "per-step argmax"
         v.measure = float(np.mean(np.argmax(flat_r, axis=1) == np.argmax(flat_c, axis=1)))
         if v.kind == "classify":
             v.topk = _topk(flat_r, flat_c, topk)
-    elif v.kind == "segment" and ref.ndim >= 3:
-        if ref.ndim == 4 and ref.shape[1] > 1:
+    elif v.kind == "segment" and ref0.ndim >= 3:
+        if ref0.ndim == 4 and ref0.shape[1] > 1:
             v.measure_name = "pixel argmax"
-            v.measure = float(np.mean(np.argmax(ref, axis=1) == np.argmax(cand, axis=1)))
+            agree = [np.argmax(r, axis=1) == np.argmax(c, axis=1) for r, c in pairs]
+            v.measure = float(np.mean(np.concatenate([a.ravel() for a in agree])))
         else:
-            threshold = MAP_THRESHOLD if _probability_like(ref) else 0.0
-            mask_r, mask_c = ref > threshold, cand > threshold
-            union = int(np.sum(mask_r | mask_c))
+            threshold = MAP_THRESHOLD if all(_probability_like(r) for r, _ in pairs) else 0.0
+            inter = union = pixels = 0
+            for r, c in pairs:
+                mask_r, mask_c = r > threshold, c > threshold
+                inter += int(np.sum(mask_r & mask_c))
+                union += int(np.sum(mask_r | mask_c))
+                pixels += int(np.sum(mask_r))
             v.measure_name = "mask IoU"
-            v.measure = float(np.sum(mask_r & mask_c)) / union if union else None
-            v.details["mask_pixels"] = int(np.sum(mask_r))
-    elif v.kind == "detect" and ref.ndim == 3:
+            v.measure = inter / union if union else None
+            v.details["mask_pixels"] = pixels
+    elif v.kind == "detect" and ref0.ndim == 3:
         v.measure_name = "detection F1"
-        f1, counts = detection_f1(ref, cand)
-        v.measure = f1
-        v.details.update(counts)
+        totals = {"reference_detections": 0, "candidate_detections": 0, "matched_detections": 0}
+        for r, c in pairs:
+            _f1, counts = detection_f1(r, c)
+            for key in totals:
+                totals[key] += counts[key]
+        fired = totals["reference_detections"] + totals["candidate_detections"]
+        v.measure = 2.0 * totals["matched_detections"] / fired if fired else None
+        v.details.update(totals)
 
 
 def _topk(ref: np.ndarray, cand: np.ndarray, topk: tuple[int, ...]) -> dict[str, float]:

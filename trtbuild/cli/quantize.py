@@ -156,8 +156,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--target-trt", metavar="VERSION", default="10",
                         help="TensorRT the model is for: 8.6 | 10 | 11 (8.6 keeps opset <= 17; default: 10)")
     group = parser.add_argument_group("quantization")
-    group.add_argument("--calib-method", choices=["entropy", "minmax", "percentile"], default="entropy",
-                       help="how activation ranges are chosen (default: entropy, TensorRT's)")
+    group.add_argument("--calib-method", choices=["auto", "entropy", "minmax", "percentile"], default="auto",
+                       help="how activation ranges are chosen: auto (default) makes min-max and entropy (TensorRT's) "
+                       "ranges from one calibration pass and keeps the model closer to FP32 on held-out samples")
     group.add_argument("--percentile", type=float, default=99.99, help="for --calib-method percentile (default: 99.99)")
     group.add_argument("--exclude-nodes", action="append", metavar="NAMES", help="node names to keep in float (comma-separated)")
     group.add_argument("--exclude-op-types", action="append", metavar="OPS", help="op types to keep in float, e.g. Gemm")

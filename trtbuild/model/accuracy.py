@@ -163,20 +163,9 @@ def compare_models(
         thresholds=limits,
     )
     for name, (refs, cands) in collected.items():
-        ref, cand = stack_batches(refs), stack_batches(cands)
-        report.outputs.append(judge(name, ref, cand, limits, kind=(kinds or {}).get(name), topk=tuple(topk)))
+        report.outputs.append(judge(name, refs, cands, limits, kind=(kinds or {}).get(name), topk=tuple(topk)))
     report.failures = [f"'{o.name}' ({o.kind}): {o.reason}" for o in report.outputs if not o.passed]
     return report
-
-
-def stack_batches(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    """Batches of one output joined on axis 0; flattened per batch when their other dims differ."""
-    import numpy as np
-
-    shaped = [a.reshape(1, 1) if a.ndim == 0 else a for a in arrays]
-    if all(a.shape[1:] == shaped[0].shape[1:] for a in shaped):
-        return np.concatenate(shaped)
-    return np.concatenate([a.reshape(1, -1) for a in shaped], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -364,8 +364,8 @@ def batch_axes(inputs: Sequence[TensorInfo], override: str | None = None) -> dic
     """The axis each input stacks samples on.
 
     A symbolic dim name that sits on axis 0 of some input marks the batch wherever it appears (e.g.
-    ``state [2, batch, 128]`` beside ``input [batch, 512]``); otherwise a dynamic axis 0, else the
-    only dynamic axis, else axis 0. Scalars have none. ``override`` is ``--calib-batch-axis name:axis,...``.
+    ``state [2, batch, 128]`` beside ``input [batch, 512]``); otherwise axis 0 when it is dynamic or
+    1, else the only dynamic axis (``state [2, ?, 128]``), else axis 0. Scalars have none. ``override`` is ``--calib-batch-axis name:axis,...``.
     """
     batch_symbols = {t.dims[0] for t in inputs if t.dims and isinstance(t.dims[0], str)}
     axes: dict[str, int | None] = {}
@@ -378,8 +378,8 @@ def batch_axes(inputs: Sequence[TensorInfo], override: str | None = None) -> dic
         dynamic = [a for a, d in enumerate(dims) if not (isinstance(d, int) and d >= 0)]
         if shared:
             axes[tensor.name] = shared[0]
-        elif 0 in dynamic or len(dynamic) != 1:
-            axes[tensor.name] = 0
+        elif 0 in dynamic or dims[0] == 1 or len(dynamic) != 1:
+            axes[tensor.name] = 0  # a leading 1 is a fixed batch of one, as in [1, 1, 64, width]
         else:
             axes[tensor.name] = dynamic[0]
     for item in (override or "").split(","):
@@ -516,7 +516,13 @@ def _collect_files(data: CalibrationData, options: CalibOptions, profile_opt: Ma
         data.kind = "arrays"
         known = _dims_shown_by(arrays[0], data)
         data.batch_shapes = resolve_calib_shapes(data.inputs, options.shape, profile_opt, axes=data.batch_axes, known=known)
-        refs = _array_refs(data, arrays)
+        try:
+            refs = _array_refs(data, arrays)
+        except CalibrationError:
+            as_given = _feeds_as_given(data, arrays, known, options)
+            if as_given is None:
+                raise
+            refs = as_given
     _split(data, refs, options)
     used = sorted({r.path for r in data.calib_refs})
     data.files_sha256 = files_digest(used, base=root if root.is_dir() else root.parent)
@@ -628,6 +634,30 @@ def _dims_shown_by(path: Path, data: CalibrationData) -> dict[str, Dims]:
             axis = data.batch_axis(tensor.name) or 0
             known[tensor.name] = (*shape[:axis], 1, *shape[axis:])
     return known
+
+
+def _feeds_as_given(
+    data: CalibrationData, files: list[Path], known: Mapping[str, Dims], options: CalibOptions
+) -> list[SampleRef] | None:
+    """Each file is one feed exactly as the model takes it (e.g. a sequence model whose frames and state
+    have no common batch axis): used when the arrays do not split into samples; None if they are not that."""
+    if options.shape or set(known) != set(data.batch_shapes):
+        return None
+    for tensor in data.inputs:
+        dims = tuple(known[tensor.name])
+        if len(dims) != len(tensor.dims) or fixed_axis_conflict(tensor, dims) is not None:
+            return None
+    for path in files[1:]:
+        handle = data._arrays.get(path) if path in data._arrays else _open_array_file(path)
+        data._arrays[path] = handle
+        for tensor in data.inputs:
+            if len(_array_for_input(handle, tensor.name, path, len(data.inputs)).shape) != len(tensor.dims):
+                return None
+    data.batch_axes = {name: None for name in data.batch_shapes}
+    data.batch_shapes = {name: tuple(known[name]) for name in data.batch_shapes}
+    data._array_axes = {(path, name): None for path in files for name in data.batch_shapes}
+    log.info("Each of the %d array file(s) is one feed as the model takes it (%s).", len(files), _shapes_line(data.batch_shapes))
+    return [SampleRef(path) for path in files]
 
 
 def _array_refs(data: CalibrationData, files: list[Path]) -> list[SampleRef]:
@@ -884,7 +914,7 @@ def stale_reasons(stored: Mapping[str, Any] | None, current: Mapping[str, Any], 
 
 
 #: recorded for people, not compared: the same files reached by another path are the same data
-INFORMATIONAL_KEYS = frozenset({"source"})
+INFORMATIONAL_KEYS = frozenset({"source", "chosen_method", "method_scores"})
 
 
 def _canonical(value: Any) -> str:

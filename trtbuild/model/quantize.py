@@ -21,8 +21,8 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-METHODS = ("entropy", "minmax", "percentile")
+METHODS = ("auto", "entropy", "minmax", "percentile")
+#: what ``auto`` tries: both come from one calibration pass (min-max is the histogram's own maximum)
+AUTO_METHODS = ("minmax", "entropy")
 QUANTIZERS = ("auto", "modelopt", "onnxruntime")
 #: TensorRT's placement: Q/DQ on the inputs (activation + weight) of the ops that run in INT8
 DEFAULT_OP_TYPES = ("Conv", "ConvTranspose", "Gemm", "MatMul")
@@ -46,7 +48,11 @@ DEFAULT_PERCENTILE = 99.99
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 #: part of a range cache's provenance: bump when the range computation changes so old caches rebuild
-RANGES_VERSION = 1
+RANGES_VERSION = 2
+
+
+#: QuantizeLinear/DequantizeLinear take an ``axis`` (per-channel scales) from opset 13
+PER_CHANNEL_MIN_OPSET = 13
 
 
 class QuantizationError(TrtbuildError):
@@ -55,7 +61,7 @@ class QuantizationError(TrtbuildError):
 
 @dataclass
 class QuantizeOptions:
-    method: str = "entropy"  # entropy | minmax | percentile
+    method: str = "auto"  # auto | entropy | minmax | percentile
     percentile: float = DEFAULT_PERCENTILE
     exclude_nodes: list[str] = field(default_factory=list)
     exclude_op_types: list[str] = field(default_factory=list)
@@ -129,9 +135,13 @@ def quantize_int8(
     *,
     cache: str | os.PathLike[str] | None = None,
     explicit_cache: bool = False,
+    select_feeds: Sequence[Mapping[str, np.ndarray]] = (),
 ) -> QuantizeResult:
     """Write an INT8 Q/DQ copy of ``model`` to ``output``, calibrated on ``calib``.
 
+    With ``method="auto"`` the min-max and entropy ranges of one calibration pass each give a model;
+    the one closer to FP32 on ``select_feeds`` (held-out samples; else the first calibration batch)
+    is kept.
     ``cache`` holds the calibrated ranges (ONNX Runtime's JSON, provenance in ``cache + .json``); it
     is reused while the data, preprocessing and model are unchanged. ``explicit_cache`` (the user
     named it with --calib) refuses a stale cache instead of rebuilding it, and lets it stand in for
@@ -139,10 +149,11 @@ def quantize_int8(
     """
     from trtbuild.model.load import resolve_model_path
 
-    opts = options or QuantizeOptions()
+    opts = replace(options or QuantizeOptions())  # the opset step may switch per-channel off for this run
     if opts.method not in METHODS:
         raise QuantizationError(f"Unknown calibration method '{opts.method}'; choose one of {', '.join(METHODS)}.")
     source = resolve_model_path(model)
+    _refuse_quantized(source)
     quantizer = choose_quantizer(opts)
     out_path = Path(output)
     if quantizer == "modelopt":
@@ -160,10 +171,14 @@ def quantize_int8(
             opset=0,
         )
     else:
-        result = _quantize_ort(source, out_path, calib, opts, cache=cache, explicit_cache=explicit_cache)
+        result = _quantize_ort(
+            source, out_path, calib, opts, cache=cache, explicit_cache=explicit_cache, select_feeds=select_feeds
+        )
     import onnx
 
-    result.opset = default_opset(onnx.load(str(out_path), load_external_data=False))
+    written = onnx.load(str(out_path), load_external_data=False)
+    result.opset = default_opset(written)
+    _require_qdq(written, source)
     result.check.raise_if_failed(f"The quantized model {out_path}")
     if calib is not None:
         _validate_runs(out_path, next(calib.batches("calib")))
@@ -182,39 +197,104 @@ def quantize_int8(
 # ONNX Runtime
 
 
-class _Reader:
-    """ONNX Runtime's CalibrationDataReader over our batches."""
+class _OneBatch:
+    """ONNX Runtime's CalibrationDataReader over a single batch.
 
-    def __init__(self, calib: CalibrationData, static_batch: bool, progress: Any = None) -> None:
-        self._calib = calib
-        self._static = static_batch
-        self._iter: Iterator[dict[str, np.ndarray]] = calib.batches("calib", pad_last=static_batch)
-        self._progress = progress
-        self._task = progress.add_task("INT8 calibration", total=len(self)) if progress is not None else None
+    The calibrator is fed one batch per ``collect_data`` call: ORT keeps every intermediate output
+    of a call in memory and stacks them with ``np.asarray``, so feeding all samples at once grows
+    memory with the sample count and fails when samples differ in shape. Its histogram and min/max
+    collectors merge across calls, so the result is the same.
+    """
+
+    def __init__(self, batch: dict[str, np.ndarray]) -> None:
+        self._batch: dict[str, np.ndarray] | None = batch
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        batch = next(self._iter, None)
-        if batch is not None and self._progress is not None:
-            self._progress.advance(self._task)
+        batch, self._batch = self._batch, None
         return batch
 
-    def rewind(self) -> None:
-        self._iter = self._calib.batches("calib", pad_last=self._static)
-
-    def __len__(self) -> int:
-        return self._calib.num_batches("calib")
+    def rewind(self) -> None:  # part of ORT's reader protocol; one pass is all the calibrator makes
+        pass
 
 
-def _prepared_fp32(source: Path, target: tuple[int, int], tmp: Path) -> Path:
-    """The FP32 model at an opset the target parses (TensorRT 8.6: <= 17), saved where ORT can read it."""
+def _refuse_quantized(source: Path) -> None:
+    from trtbuild.model.fp16_pass import quantized_ops
+    from trtbuild.model.load import load_onnx
+
+    found = quantized_ops(load_onnx(source, load_weights=False))
+    if found:
+        raise QuantizationError(
+            f"{source} is already quantized ({', '.join(found)}); quantizing it again would stack scales. Quantize the "
+            "FP32 model it was made from, check this one against TensorRT's rules with --check-only, or build it as "
+            "it is."
+        )
+
+
+def _require_qdq(model: onnx.ModelProto, source: Path) -> None:
+    """A run that inserted no Q/DQ node is a failure, never an INT8 model."""
+    from trtbuild.model.fp16_pass import iter_nodes
+
+    nodes = list(iter_nodes(model.graph))
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in nodes):
+        return
+    nested = any(n.op_type in ("If", "Loop", "Scan") for n in model.graph.node)
+    where = (
+        "its compute sits in If/Loop/Scan subgraphs, which the quantizer does not enter"
+        if nested
+        else "it has no op the quantizer handles (see --op-types)"
+    )
+    raise QuantizationError(f"Nothing in {source.name} was quantized: {where}; there is no INT8 model to write.")
+
+
+def _weights_as_initializers(model: onnx.ModelProto) -> int:
+    """Constant nodes of the main graph become initializers, so their tensors are quantized as weights
+    (per channel) rather than as activations (Paddle exports keep every weight in a Constant node)."""
+    keep = []
+    moved = 0
+    for node in model.graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value" and a.HasField("t")), None)
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None:
+            value.name = node.output[0]
+            model.graph.initializer.append(value)
+            moved += 1
+        else:
+            keep.append(node)
+    if moved:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+    return moved
+
+
+def _prepared_fp32(source: Path, target: tuple[int, int], tmp: Path, options: QuantizeOptions) -> Path:
+    """The FP32 model ready for ORT's quantizer: weights as initializers, an opset the target parses
+    (TensorRT 8.6: <= 17) and, for per-channel weights, at least 13 (QuantizeLinear's axis needs it)."""
     import onnx
 
     from trtbuild.model.load import load_onnx
 
     model = load_onnx(source)
+    moved = _weights_as_initializers(model)
+    if moved:
+        log.info("Moved %d Constant node tensor(s) into initializers so they are quantized as weights.", moved)
     opset = default_opset(model)
     limit = max_opset(target)
-    if opset > limit:
+    if opset < PER_CHANNEL_MIN_OPSET and options.per_channel:
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, PER_CHANNEL_MIN_OPSET)
+            log.info(
+                "Raised the opset from %d to %d: per-channel QuantizeLinear needs opset %d.",
+                opset, PER_CHANNEL_MIN_OPSET, PER_CHANNEL_MIN_OPSET,
+            )  # fmt: skip
+        except Exception as exc:  # the converter raises many types for unsupported adapters
+            options.per_channel = False
+            log.warning(
+                "Quantizing weights per tensor: per-channel scales need opset %d and raising %s from opset %d failed "
+                "(%s). Export the model with opset >= %d for per-channel weights.",
+                PER_CHANNEL_MIN_OPSET, source.name, opset, type(exc).__name__, PER_CHANNEL_MIN_OPSET,
+            )  # fmt: skip
+    elif opset > limit:
         from onnx import version_converter
 
         try:
@@ -240,18 +320,6 @@ def _op_types(options: QuantizeOptions) -> list[str]:
     return [t for t in types if t not in set(options.exclude_op_types)]
 
 
-def _calibration_settings(options: QuantizeOptions) -> tuple[Any, dict[str, Any]]:
-    """ORT calibrator and its options. Entropy collects |x| histograms with the percentile calibrator
-    and searches the threshold here (:func:`entropy_amax`): ORT's own search is ~1 s per tensor."""
-    from onnxruntime.quantization import CalibrationMethod
-
-    if options.method == "entropy":
-        return CalibrationMethod.Percentile, {"num_bins": ENTROPY_BINS, "symmetric": True, "percentile": 100.0}
-    if options.method == "percentile":
-        return CalibrationMethod.Percentile, {"percentile": options.percentile, "symmetric": True}
-    return CalibrationMethod.MinMax, {"symmetric": True}
-
-
 def default_cache_path(output: str | os.PathLike[str]) -> Path:
     """``model.int8.onnx`` -> ``model.int8.calib`` (provenance in ``model.int8.calib.json``)."""
     return Path(output).with_suffix(".calib")
@@ -265,9 +333,10 @@ def _quantize_ort(
     *,
     cache: str | os.PathLike[str] | None,
     explicit_cache: bool,
+    select_feeds: Sequence[Mapping[str, np.ndarray]],
 ) -> QuantizeResult:
     import onnx
-    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator, load_tensors_data, save_tensors_data
 
     from trtbuild.model.calib import file_sha256
@@ -276,7 +345,6 @@ def _quantize_ort(
     op_types = _op_types(opts)
     if not op_types:
         raise QuantizationError("Every op type is excluded from quantization; nothing would run in INT8.")
-    method, calib_options = _calibration_settings(opts)
     cache_path = Path(cache) if cache else default_cache_path(out_path)
     provenance: dict[str, Any] = calib.provenance() if calib is not None else {"model_sha256": file_sha256(source)}
     provenance.update(method=opts.method, percentile=opts.percentile if opts.method == "percentile" else None,
@@ -285,7 +353,7 @@ def _quantize_ort(
     reused = False
     with tempfile.TemporaryDirectory(prefix="trtbuild-quant-") as tmp_name:
         tmp = Path(tmp_name)
-        fp32 = _prepared_fp32(source, target, tmp)
+        fp32 = _prepared_fp32(source, target, tmp, opts)
         only = () if calib is not None else ("model_sha256", "method", "percentile", "op_types", "ranges_version")
         if cache_is_fresh(cache_path, provenance, explicit=explicit_cache, only=only, what="range cache"):
             try:
@@ -299,6 +367,7 @@ def _quantize_ort(
             stored = read_provenance(cache_path) or {}
             if calib is None:
                 provenance = {**stored, **{k: provenance[k] for k in only}}
+            candidates = {str(stored.get("chosen_method") or opts.method): ranges}
         else:
             if calib is None:
                 raise QuantizationError(
@@ -313,44 +382,31 @@ def _quantize_ort(
                     fp32,
                     op_types,
                     augmented_model_path=str(tmp / "augmented.onnx"),
-                    calibrate_method=method,
-                    extra_options=calib_options,
+                    calibrate_method=CalibrationMethod.Percentile,  # exposes every tensor to calibrate
+                    extra_options={"symmetric": True},
                 )
-                calibrator.collect_data(_Reader(calib, static_batch, bar))
-                if opts.method == "entropy":
-                    ranges = _entropy_ranges(calibrator.collector.histogram_dict)
-                else:
-                    ranges = calibrator.compute_data()
+                task = bar.add_task("INT8 calibration", total=calib.num_batches("calib"))
+                batches = calib.batches("calib", pad_last=static_batch)
+                candidates = _histogram_ranges(calibrator, batches, opts, lambda: bar.advance(task))
             del calibrator
+        if len(candidates) > 1:
+            feeds = list(select_feeds) or ([next(calib.batches("calib"))] if calib is not None else [])
+            chosen, scores = _choose_ranges(fp32, candidates, tmp, op_types, opts, feeds)
+            log.info(
+                "Calibration method: %s (cosine to FP32 on %d batch(es): %s).",
+                chosen, len(feeds), ", ".join(f"{m} {v:.5f}" for m, v in scores.items()),
+            )  # fmt: skip
+            provenance.update(chosen_method=chosen, method_scores=scores)
+        else:
+            chosen = next(iter(candidates))
+            provenance.setdefault("chosen_method", chosen)
+        ranges = candidates[chosen]
+        if not reused:
             save_tensors_data(ranges, cache_path)
             write_provenance(cache_path, provenance, format="onnxruntime TensorsData JSON (tensor ranges)")
-        ranges_file = tmp / "ranges.json"
-        save_tensors_data(ranges, ranges_file)
-        staged = tmp / "quantized.onnx"
-        method = ranges.calibration_method
-        with _quiet():
-            quantize_static(
-                str(fp32),
-                str(staged),
-                None,
-                quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=op_types,
-                per_channel=opts.per_channel,
-                reduce_range=False,
-                activation_type=QuantType.QInt8,
-                weight_type=QuantType.QInt8,
-                nodes_to_exclude=list(opts.exclude_nodes),
-                calibrate_method=method,
-                calibration_cache_path=str(ranges_file),
-                extra_options={
-                    "ActivationSymmetric": True,
-                    "WeightSymmetric": True,
-                    "AddQDQPairToWeight": True,  # float weight + Q + DQ: TensorRT quantizes weights itself
-                    "DedicatedQDQPair": True,
-                    "QuantizeBias": False,  # an INT32 bias DequantizeLinear is rejected by TensorRT's parser
-                    "OpTypesToExcludeOutputQuantization": op_types,  # Q/DQ on inputs only (TensorRT placement)
-                },
-            )
+        staged = tmp / f"quantized-{chosen}.onnx"  # already written when auto compared the candidates
+        if not staged.exists():
+            _quantize_with(fp32, ranges, staged, op_types, opts)
         quantized = onnx.load(str(staged))
         _strip_foreign_opsets(quantized)
         from trtbuild.fsutil import atomic_write_bytes
@@ -372,47 +428,155 @@ def _quantize_ort(
 
 def entropy_amax(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = ENTROPY_QUANTIZED_BINS) -> float:
     """TensorRT's entropy calibration on an |x| histogram: the threshold whose 128-bin quantization
-    loses the least information (KL divergence), as in pytorch-quantization's ``_compute_amax_entropy``."""
+    loses the least information (KL divergence), as in pytorch-quantization's ``_compute_amax_entropy``.
+
+    Every candidate threshold ``edges[i]`` (i = 128..n) is scored at once from prefix sums: for a
+    threshold at bin i, p is the histogram with the tail clipped into bin i-1, and q spreads each of
+    the 128 groups' mass evenly over its non-empty bins. The KL sum splits into per-bin terms
+    (prefix sums of c log c), per-group terms (mass log mean) and the clipped last bin, so no loop
+    over thresholds is needed; tests compare it with the direct loop.
+    """
     import numpy as np
 
-    counts = np.asarray(hist, dtype=np.float64).copy()
-    n = counts.size
+    c = np.asarray(hist, dtype=np.float64).copy()
+    n = c.size
     if n > 1:
-        counts[0] = counts[1]  # the spike of exact zeros (ReLU outputs) would drag the threshold to ~0
-    if n <= num_quantized_bins or not counts.any():
+        c[0] = c[1]  # the spike of exact zeros (ReLU outputs) would drag the threshold to ~0
+    groups = num_quantized_bins
+    if n <= groups or not c.any():
         return float(edges[-1])
-    tails = np.concatenate([np.cumsum(counts[::-1])[::-1], [0.0]])  # tails[i] = sum(counts[i:])
-    best_i, best_kl = n, np.inf
-    for i in range(num_quantized_bins, n + 1):
-        ref = counts[:i].copy()
-        ref[-1] += tails[i]  # outliers clip into the last bin
-        nonzero = counts[:i] > 0
-        # Merge the first i bins into num_quantized_bins groups, spread each group's mass over its
-        # non-empty bins: the distribution int8 can represent with threshold edges[i].
-        group = np.minimum((np.arange(i) * num_quantized_bins) // i, num_quantized_bins - 1)
-        mass = np.bincount(group[nonzero], weights=counts[:i][nonzero], minlength=num_quantized_bins)
-        members = np.bincount(group[nonzero], minlength=num_quantized_bins)
-        quant = np.where(nonzero, mass[group] / np.maximum(members[group], 1), 0.0)
-        p, q = ref / ref.sum(), quant / max(quant.sum(), 1e-300)
-        mask = p > 0
-        if np.any(q[mask] == 0):
-            continue
-        kl = float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
-        if kl <= best_kl:  # ties go to the larger threshold, as in pytorch-quantization
-            best_i, best_kl = i, kl
-    return float(edges[best_i])
+    total = c.sum()
+    prefix = np.concatenate([[0.0], np.cumsum(c)])  # prefix[k] = sum(c[:k])
+    nonzero = np.concatenate([[0], np.cumsum(c > 0)])
+    c_log_c = np.concatenate([[0.0], np.cumsum(np.where(c > 0, c * np.log(np.where(c > 0, c, 1.0)), 0.0))])
+    i = np.arange(groups, n + 1)  # candidate thresholds
+    bounds = (np.arange(groups + 1)[None, :] * i[:, None] + groups - 1) // groups  # group g: [bounds[g], bounds[g+1])
+    mass = prefix[bounds[:, 1:]] - prefix[bounds[:, :-1]]
+    members = nonzero[bounds[:, 1:]] - nonzero[bounds[:, :-1]]
+    filled = members > 0
+    log_mean = np.log(np.where(filled & (mass > 0), mass / np.where(filled, members, 1), 1.0))
+    group_terms = np.sum(np.where(filled, mass * log_mean, 0.0), axis=1)
+    last = c[i - 1]
+    last_log_mean = log_mean[np.arange(i.size), ((i - 1) * groups) // i]
+    kept = prefix[i]  # sum of q's unnormalised mass
+    log_kept = np.log(np.where(kept > 0, kept, 1.0))
+    # sum over bins j < i-1 of p log(p / q)
+    kl = (c_log_c[i - 1] - prefix[i - 1] * np.log(total)) / total
+    kl -= (group_terms - np.where(last > 0, last * last_log_mean, 0.0)) / total - prefix[i - 1] / total * log_kept
+    # the last bin holds its own count plus the clipped tail
+    p_last = (total - prefix[i - 1]) / total
+    log_q_last = last_log_mean - log_kept
+    kl += np.where(p_last > 0, p_last * (np.log(np.where(p_last > 0, p_last, 1.0)) - log_q_last), 0.0)
+    kl = np.where((p_last > 0) & (last == 0), np.inf, kl)  # q is 0 where p is not: not representable
+    if not np.isfinite(kl).any():
+        return float(edges[n])
+    best = kl.size - 1 - int(np.argmin(kl[::-1]))  # ties go to the larger threshold, as in pytorch-quantization
+    return float(edges[i[best]])
 
 
-def _entropy_ranges(histograms: Mapping[str, Any]) -> Any:
+def _histogram_ranges(
+    calibrator: Any, batches: Iterator[dict[str, np.ndarray]], opts: QuantizeOptions, advance: Callable[[], None]
+) -> dict[str, Any]:
+    """Ranges per calibration method from |x| histograms, filled one batch at a time through the
+    calibrator's augmented session (every tensor to calibrate is one of its outputs)."""
     import numpy as np
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import TensorData, TensorsData
 
-    data = {}
-    for name, (hist, edges, *_rest) in histograms.items():
-        amax = np.float32(entropy_amax(hist, edges))
-        data[name] = TensorData(lowest=np.array(-amax, np.float32), highest=np.array(amax, np.float32))
-    return TensorsData(CalibrationMethod.Entropy, data)
+    from trtbuild.model.histogram import AbsHistogram
+
+    histogram = AbsHistogram(bins=ENTROPY_BINS)
+    session = calibrator.infer_session
+    wanted = set(calibrator.tensors_to_calibrate)
+    names = [o.name for o in session.get_outputs()]
+    for batch in batches:
+        for name, value in zip(names, session.run(None, batch)):
+            if name in wanted:
+                histogram.add(name, value)
+        advance()
+    ort_methods = {
+        "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }  # fmt: skip
+    candidates: dict[str, Any] = {}
+    for method in AUTO_METHODS if opts.method == "auto" else (opts.method,):
+        data = {}
+        for name in histogram.counts:
+            if method == "entropy":
+                amax = entropy_amax(histogram.counts[name], histogram.edges(name))
+            elif method == "percentile":
+                amax = histogram.percentile(name, opts.percentile)
+            else:
+                amax = histogram.amax[name]
+            value = np.float32(amax)
+            data[name] = TensorData(lowest=np.array(-value, np.float32), highest=np.array(value, np.float32))
+        candidates[method] = TensorsData(ort_methods[method], data)
+    return candidates
+
+
+def _quantize_with(fp32: Path, ranges: Any, staged: Path, op_types: list[str], opts: QuantizeOptions) -> Path:
+    """ORT's quantize_static with the TensorRT recipe and the given ranges."""
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.calibrate import save_tensors_data
+
+    ranges_file = staged.with_suffix(".ranges.json")
+    save_tensors_data(ranges, ranges_file)
+    with _quiet():
+        quantize_static(
+            str(fp32),
+            str(staged),
+            None,
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=op_types,
+            per_channel=opts.per_channel,
+            reduce_range=False,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            nodes_to_exclude=list(opts.exclude_nodes),
+            calibrate_method=ranges.calibration_method,
+            calibration_cache_path=str(ranges_file),
+            extra_options={
+                "ActivationSymmetric": True,
+                "WeightSymmetric": True,
+                "AddQDQPairToWeight": True,  # float weight + Q + DQ: TensorRT quantizes weights itself
+                "DedicatedQDQPair": True,
+                "QuantizeBias": False,  # an INT32 bias DequantizeLinear is rejected by TensorRT's parser
+                "OpTypesToExcludeOutputQuantization": op_types,  # Q/DQ on inputs only (TensorRT placement)
+            },
+        )
+    return staged
+
+
+def _choose_ranges(
+    fp32: Path,
+    candidates: Mapping[str, Any],
+    tmp: Path,
+    op_types: list[str],
+    opts: QuantizeOptions,
+    feeds: Sequence[Mapping[str, np.ndarray]],
+) -> tuple[str, dict[str, float]]:
+    """The candidate whose model is closest to FP32: highest worst-output cosine on ``feeds``."""
+    import numpy as np
+
+    from trtbuild.model.accuracy import run_model, session
+
+    reference = session(fp32)
+    wants = [run_model(fp32, feed, reference) for feed in feeds]
+    scores: dict[str, float] = {}
+    for method, ranges in candidates.items():
+        path = _quantize_with(fp32, ranges, tmp / f"quantized-{method}.onnx", op_types, opts)
+        candidate = session(path)
+        worst = 1.0
+        for feed, want in zip(feeds, wants):
+            got = run_model(path, feed, candidate)
+            for name, ref in want.items():
+                a = np.asarray(ref, np.float64).ravel()
+                b = np.asarray(got[name], np.float64).ravel()
+                norms = float(np.linalg.norm(a) * np.linalg.norm(b))
+                cosine = float(np.dot(a, b) / norms) if norms > 0 else float(not a.any() and not b.any())
+                worst = min(worst, cosine if np.isfinite(cosine) else -1.0)
+        scores[method] = worst
+    return max(scores, key=lambda m: scores[m]), scores
 
 
 def _has_static_batch(path: Path) -> bool:
@@ -492,7 +656,7 @@ def _quantize_modelopt(source: Path, out_path: Path, calib: CalibrationData, opt
             "--onnx_path", str(source), "--output_path", str(staged),
             "--quantize_mode", "int8",
             "--calibration_data_path", str(npz),
-            "--calibration_method", "entropy" if opts.method == "entropy" else "max",
+            "--calibration_method", "entropy" if opts.method in ("entropy", "auto") else "max",
             "--calibration_shapes", shapes,
             "--calibration_eps", "cpu",
             "--high_precision_dtype", opts.high_precision,

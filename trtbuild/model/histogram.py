@@ -1,0 +1,63 @@
+"""|x| histograms of activations, merged batch by batch in bounded memory, for INT8 range search.
+
+ONNX Runtime's histogram collector keeps the first batch's bin width and appends bins when a later
+batch reaches further: one quiet first batch (silence in audio, a blank page) followed by a loud one
+makes millions of bins and a range search that never ends. Here every tensor keeps a fixed number of
+bins over ``[0, max seen]``; when a batch reaches further, the old counts are re-binned onto the wider
+range (each old bin's count goes to the new bin holding its centre), so memory and search time do not
+depend on the data. Only one batch of activations is held at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+DEFAULT_BINS = 2048
+
+
+@dataclass
+class AbsHistogram:
+    bins: int = DEFAULT_BINS
+    counts: dict[str, np.ndarray] = field(default_factory=dict)
+    amax: dict[str, float] = field(default_factory=dict)
+
+    def add(self, name: str, values: np.ndarray) -> None:
+        import numpy as np
+
+        flat = np.abs(np.asarray(values, dtype=np.float32).ravel())
+        flat = flat[np.isfinite(flat)]
+        if flat.size == 0:
+            return
+        peak = float(flat.max())
+        old = self.counts.get(name)
+        top = self.amax.get(name, 0.0)
+        if old is None or peak > top:
+            new_top = peak if peak > 0 else max(top, float(np.finfo(np.float32).tiny))
+            counts = np.zeros(self.bins, dtype=np.int64)
+            if old is not None and top > 0:
+                centres = (np.arange(self.bins) + 0.5) * (top / self.bins)
+                index = np.minimum((centres / new_top * self.bins).astype(np.int64), self.bins - 1)
+                counts += np.bincount(index, weights=old, minlength=self.bins).astype(np.int64)
+            self.counts[name], self.amax[name], top = counts, new_top, new_top
+        hist, _ = np.histogram(flat, bins=self.bins, range=(0.0, top))
+        self.counts[name] += hist
+
+    def edges(self, name: str) -> np.ndarray:
+        import numpy as np
+
+        return np.linspace(0.0, self.amax[name], self.bins + 1, dtype=np.float64)
+
+    def percentile(self, name: str, percent: float) -> float:
+        """The |x| below which ``percent`` % of the values fall (upper bin edge)."""
+        import numpy as np
+
+        counts = self.counts[name]
+        total = counts.sum()
+        if total == 0:
+            return 0.0
+        index = int(np.searchsorted(np.cumsum(counts), total * percent / 100.0))
+        return float(self.edges(name)[min(index + 1, self.bins)])
