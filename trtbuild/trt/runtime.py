@@ -317,7 +317,9 @@ class TrtRuntime(Runner):
             allow = bool(compat.get("version_compatible")) or os.environ.get(ALLOW_HOST_CODE_ENV, "") == "1"
         if allow and hasattr(runtime, "engine_host_code_allowed"):
             # Version-compatible plans embed the lean runtime (host code). trtexec allows it only with
-            # --versionCompatible (sampleEngines.cpp: setEngineHostCodeAllowed); Polygraphy always does.
+            # --versionCompatible (sampleEngines.cpp: setEngineHostCodeAllowed); Polygraphy's EngineFromBytes
+            # always does. trtbuild follows trtexec: an engine file may come from someone else, and its host
+            # code runs on load, so it needs the manifest trtbuild wrote or the user's explicit opt-in.
             runtime.engine_host_code_allowed = True
         engine = runtime.deserialize_cuda_engine(plan)
         if engine is None:
@@ -396,7 +398,8 @@ class TrtRuntime(Runner):
             if fmt != linear:
                 # Buffers here are sized and filled as row-major data; a vectorized or channel-last layout
                 # (e.g. --inputIOFormats=fp16:hwc8) pads and reorders the tensor, so refuse it rather than read
-                # past the buffer or feed mis-ordered data.
+                # past the buffer or feed mis-ordered data. (Polygraphy's TrtRunner converts CHW16 and HWC only
+                # and passes other layouts through unconverted; trtbuild would rather say so than time them.)
                 raise TrtbuildError(
                     f"Engine tensor '{n}' uses the I/O format {getattr(fmt, 'name', fmt)} "
                     f"({engine.get_tensor_format_desc(n)}); trtbuild's runtime feeds linear (chw) buffers only. "
