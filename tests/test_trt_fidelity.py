@@ -364,6 +364,11 @@ def test_double_binding_raises_as_pycore(yolo_onnx: Path, tmp_path: Path) -> Non
             engine.get_tensor_profile_values(0, "images")
         with pytest.raises(TypeError, match="incompatible function arguments"):
             engine.get_tensor_profile_values("images", 0)
+        assert engine[-1] == "output0" and engine[0] == "images"
+        with pytest.raises(IndexError):
+            engine[2]
+        with pytest.raises(RuntimeError, match="maximum allowed number of dimensions"):
+            context.set_input_shape("images", [1] * 9)
 
 
 # ------------------------------------------------------------------------------------------------ 11 host code

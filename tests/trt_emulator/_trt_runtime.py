@@ -183,7 +183,11 @@ class ICudaEngine(TrtObject):
         return self.device_memory_size
 
     def __getitem__(self, index: int) -> str | None:
-        return self.get_tensor_name(index)
+        # pyCore.cpp (10.13, engine_getitem): negative indices count from the end; PY_ASSERT_INDEX_ERROR past it.
+        i = len(self._io) + index if index < 0 else index
+        if i >= len(self._io):
+            raise IndexError("Out of bounds")
+        return self.get_tensor_name(i)
 
     # --- name-based tensor API
     def get_tensor_name(self, index: int) -> str | None:
@@ -380,6 +384,8 @@ class IExecutionContext(TrtObject):
 
     def set_input_shape(self, name: str, shape: Any) -> bool:
         t = self._engine._by_name.get(name)
+        if not isinstance(shape, Dims) and len(list(shape)) > Dims.MAX_DIMS:  # pyCore.cpp castDimsFromPyIterable
+            raise RuntimeError("The number of input dims exceeds the maximum allowed number of dimensions")
         dims = to_dims(shape)
         prefix = "IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, condition: "
         if t is None or t["mode"] != "INPUT":
