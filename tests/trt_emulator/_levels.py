@@ -44,9 +44,13 @@ _LAYER_TYPE_10 = {"CONVOLUTION": 0, "CAST": 1, "ACTIVATION": 2, "POOLING": 3, "L
 _LAYER_TYPE_11 = {"CONVOLUTION": 0, "CAST": 1, "ACTIVATION": 2, "POOLING": 3, "LRN": 4, "SCALE": 5, "SOFTMAX": 6, "DECONVOLUTION": 7, "CONCATENATION": 8, "ELEMENTWISE": 9, "PLUGIN": 10, "UNARY": 11, "PADDING": 12, "SHUFFLE": 13, "REDUCE": 14, "TOPK": 15, "GATHER": 16, "MATRIX_MULTIPLY": 17, "RAGGED_SOFTMAX": 18, "CONSTANT": 19, "IDENTITY": 20, "PLUGIN_V2": 21, "SLICE": 22, "SHAPE": 23, "PARAMETRIC_RELU": 24, "RESIZE": 25, "TRIP_LIMIT": 26, "RECURRENCE": 27, "ITERATOR": 28, "LOOP_OUTPUT": 29, "SELECT": 30, "FILL": 31, "QUANTIZE": 32, "DEQUANTIZE": 33, "CONDITION": 34, "CONDITIONAL_INPUT": 35, "CONDITIONAL_OUTPUT": 36, "SCATTER": 37, "EINSUM": 38, "ASSERTION": 39, "ONE_HOT": 40, "NON_ZERO": 41, "GRID_SAMPLE": 42, "NMS": 43, "REVERSE_SEQUENCE": 44, "NORMALIZATION": 45, "PLUGIN_V3": 46, "SQUEEZE": 47, "UNSQUEEZE": 48, "CUMULATIVE": 49, "DYNAMIC_QUANTIZE": 50, "ATTENTION_INPUT": 51, "ATTENTION_OUTPUT": 52, "ROTARY_EMBEDDING": 53, "KV_CACHE_UPDATE": 54, "MOE": 55, "DIST_COLLECTIVE": 56}  # fmt: skip
 _CALIB = {"LEGACY_CALIBRATION": 0, "ENTROPY_CALIBRATION": 1, "ENTROPY_CALIBRATION_2": 2, "MINMAX_CALIBRATION": 3}
 
+# The 8.6 ONNX parser's ErrorCode stops at UNSUPPORTED_NODE (python/src/parsers/pyOnnx.cpp, release/8.6).
+_ERROR_CODE_86 = {k: v for k, v in _ERROR_CODE.items() if v <= 8}
+
 ENUMS: dict[str, dict[str, dict[str, int]]] = {
     "8.6": {
         **_COMMON,
+        "ErrorCode": _ERROR_CODE_86,
         "DataType": _DATATYPE_86,
         "LayerType": _LAYER_TYPE_86,
         "BuilderFlag": {
@@ -147,6 +151,7 @@ ABSENT_MEMBERS: dict[str, dict[str, set[str]]] = {
         "OnnxParser": {"supports_model_v2", "get_layer_output_tensor", "load_model_proto", "set_builder_config"},
         "INetworkDefinition": {"mark_debug", "unmark_debug", "is_debug_tensor"},
         "ParserError": {"node_name", "node_operator", "local_function_stack", "local_function_stack_size"},
+        "IPluginRegistry": {"all_creators"},  # 8.6 has plugin_creator_list only
     },
     "10.x": {
         "ICudaEngine": _LEGACY_ENGINE,

@@ -356,7 +356,9 @@ class OnnxParser(_FlagBits, TrtObject):
 
     # --- parsing
     def _fail(self, code: str, desc: str, func: str, node: int = -1, name: str = "", op: str = "") -> bool:
-        err = self._M.ParserError(getattr(self._M.ErrorCode, code), desc, node, name, op, func)
+        # 8.6's ErrorCode has no UNSUPPORTED_NODE_* detail codes: it reports UNSUPPORTED_NODE.
+        err = self._M.ParserError(getattr(self._M.ErrorCode, code, self._M.ErrorCode.UNSUPPORTED_NODE), desc, node,
+                                  name, op, func)  # fmt: skip
         self._errors.append(err)
         log(self, "ERROR", str(err))
         return False
