@@ -401,3 +401,26 @@ def test_cuda_python_stand_in_is_gone_after_install() -> None:
 
         assert "Emulated" in (cudart.__doc__ or "")
     assert sys.modules.get("cuda.bindings.runtime") is before
+
+
+# ------------------------------------------------------------------------------------------------ stripped weights
+
+
+@pytest.mark.parametrize("level", ["10.x", "11.x"])
+def test_weight_stripped_engine_is_refitted_from_its_onnx(level: str, yolo_onnx: Path, tmp_path: Path) -> None:
+    """A --stripWeights plan cannot run until refitted; trtexec's --refitFromOnnx (refitter + ONNX refitter +
+    refit_cuda_engine_async). trtbuild refits from the ONNX its manifest names, checked by sha256."""
+    import shutil
+
+    from trtbuild.trt.runtime import TrtRuntime
+
+    onnx = tmp_path / "yolo.onnx"
+    shutil.copy(yolo_onnx, onnx)
+    with install(level):
+        engine = build(onnx, tmp_path / "stripped.engine", strip_weights=True)
+        feed = images(2, 96)
+        with TrtRuntime(engine) as rt:
+            np.testing.assert_allclose(rt.infer(feed)["output0"], ort(onnx, feed)[0], rtol=1e-4, atol=1e-5)
+        onnx.unlink()
+        with pytest.raises(EngineFileError, match="--stripWeights"), TrtRuntime(engine):
+            pass

@@ -39,6 +39,8 @@ _CLASSES: list[tuple[str, type, tuple[str, ...]]] = [
     ("ICudaEngine", rt.ICudaEngine, ()),
     ("IExecutionContext", rt.IExecutionContext, ()),
     ("EngineInspector", rt.EngineInspector, ()),
+    ("Refitter", rt.Refitter, ()),
+    ("OnnxParserRefitter", rt.OnnxParserRefitter, ()),
 ]
 
 # Module-level DataType aliases (tensorrt/__init__.py) and the level they need.

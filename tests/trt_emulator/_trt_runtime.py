@@ -117,6 +117,7 @@ class ICudaEngine(TrtObject):
         self._by_name = {t["name"]: t for t in self._io}
         self._device = 0
         self._dla_core: int | None = None
+        self._refitted = False
         self._contexts: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def _exec(self) -> Executor:
@@ -323,6 +324,79 @@ class ICudaEngine(TrtObject):
 
     def create_engine_inspector(self) -> Any:
         return self._M.EngineInspector(self)
+
+
+class Refitter(TrtObject):
+    """Refits an engine's weights. The double's plans keep the ONNX, so a refit checks that the weights come
+    from the same graph (initializer names and shapes) and then marks a weight-stripped engine runnable."""
+
+    error_recorder = Attr(None)
+    max_threads = Attr(1)
+    weights_validation = Attr(True)
+
+    def __init__(self, engine: Any, logger: Any) -> None:
+        self._engine = engine
+        self._logger = logger
+        self._weights: dict[str, tuple[int, ...]] | None = None
+
+    @property
+    def logger(self) -> Any:
+        return self._logger
+
+    def get_all_weights(self) -> list[str]:
+        return sorted(_initializers(self._engine._onnx))
+
+    def get_missing_weights(self) -> list[str]:
+        have = self._weights or {}
+        return [n for n in self.get_all_weights() if n not in have]
+
+    def refit_cuda_engine(self) -> bool:
+        expected = _initializers(self._engine._onnx)
+        if self._weights != expected:
+            missing = sorted(set(expected) - set(self._weights or {}))
+            log(self, "ERROR", f"IRefitter::refitCudaEngine: Error Code 3: API Usage Error (refit failed: missing or "
+                               f"mismatched weights {missing[:5]})")  # fmt: skip
+            return False
+        self._engine._refitted = True
+        return True
+
+    def refit_cuda_engine_async(self, stream_handle: int) -> bool:
+        return self.refit_cuda_engine()
+
+
+def _initializers(onnx_bytes: bytes) -> dict[str, tuple[int, ...]]:
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    return {i.name: tuple(int(d) for d in i.dims) for i in model.graph.initializer}
+
+
+class OnnxParserRefitter(TrtObject):
+    def __init__(self, refitter: Any, logger: Any) -> None:
+        self._refitter = refitter
+        self._logger = logger
+        self._errors: list[str] = []
+
+    @property
+    def num_errors(self) -> int:
+        return len(self._errors)
+
+    def get_error(self, index: int) -> Any:
+        return self._errors[index] if 0 <= index < len(self._errors) else None
+
+    def clear_errors(self) -> None:
+        self._errors.clear()
+
+    def refit_from_file(self, model: str) -> bool:
+        try:
+            with open(model, "rb") as f:
+                weights = _initializers(f.read())
+        except Exception as exc:
+            self._errors.append(f"Failed to parse the ONNX model {model}: {exc}")
+            log(self, "ERROR", self._errors[-1])
+            return False
+        self._refitter._weights = weights
+        return True
 
 
 class IExecutionContext(TrtObject):
@@ -543,6 +617,10 @@ class IExecutionContext(TrtObject):
 
     def _execute(self, addrs: dict[str, int], api: str) -> bool:
         if not self._check_enqueue(addrs, api):
+            return False
+        if "STRIP_PLAN" in self._engine._h["flags"] and not self._engine._refitted:
+            log(self, "ERROR", f"IExecutionContext::{api}: Error Code 3: API Usage Error (The engine was built with "
+                               "kSTRIP_PLAN and has not been refitted; refit its weights before inference.)")  # fmt: skip
             return False
         prefix = f"IExecutionContext::{api}: Error Code 3: API Usage Error (Parameter check failed, condition: "
         missing_shapes = self.infer_shapes()

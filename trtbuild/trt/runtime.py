@@ -343,10 +343,11 @@ class TrtRuntime(Runner):
                 "TensorRT version or for another GPU; rebuild it here with `trtbuild build`."
             )
         self.trt, self.cuda, self._runtime, self.engine = trt, cuda, runtime, engine
+        self.stream = cuda.Stream()
+        self._refit_if_stripped(trt, logger)
         self.context = engine.create_execution_context()
         if self.context is None:
             raise TrtbuildError("TensorRT could not create an execution context (out of GPU memory?).")
-        self.stream = cuda.Stream()
         self._read_io()
         if self.requested_profile is not None:
             if not 0 <= self.requested_profile < len(self.profiles):
@@ -354,6 +355,43 @@ class TrtRuntime(Runner):
                                  f"{len(self.profiles) - 1}); --useProfile={self.requested_profile} is not one "
                                  "of them.")  # fmt: skip
             self._switch_profile(self.requested_profile)
+
+    def _refit_if_stripped(self, trt: Any, logger: Any) -> None:
+        """A weight-stripped engine (--stripWeights) gets its weights back from its ONNX before it runs.
+
+        trtexec's ``--refitFromOnnx`` (samples/common/sampleEngines.cpp, refitFromOnnx, main branch):
+        ``createRefitter`` -> ``createONNXRefitter`` -> ``refitFromFile`` -> ``refitCudaEngineAsync`` + sync.
+        The ONNX is the one the manifest names, used only when its sha256 is the manifest's.
+        """
+        manifest = self.manifest or {}
+        build = (manifest.get("build_options") or {}).get("build") or {}
+        if not build.get("strip_weights"):
+            return
+        where = str(self.engine_path) if self.engine_path else "the engine"
+        onnx = manifest.get("onnx") or {}
+        path = onnx.get("path")
+        if not isinstance(path, str) or not Path(path).is_file():
+            raise EngineFileError(f"{where} was built with --stripWeights: it needs the weights of its ONNX ({path}), "
+                                  "which is not there; put the ONNX back at that path or rebuild without "
+                                  "--stripWeights.")  # fmt: skip
+        from trtbuild.engine_file import sha256_file
+
+        if onnx.get("sha256") and sha256_file(path) != onnx["sha256"]:
+            raise EngineFileError(f"{where} was built with --stripWeights from an ONNX whose sha256 differs from "
+                                  f"{path} now; refit only with the weights it was built from (or rebuild).")  # fmt: skip
+        if not hasattr(trt, "OnnxParserRefitter"):
+            raise TrtbuildError(f"{where} was built with --stripWeights, and TensorRT {trt.__version__} here has no ONNX "
+                                "refitter to restore its weights; run it with TensorRT 10 or later.")  # fmt: skip
+        refitter = trt.Refitter(self.engine, logger)
+        parser = trt.OnnxParserRefitter(refitter, logger)
+        if not parser.refit_from_file(path):
+            raise EngineFileError(f"TensorRT could not read the weights of {path} for {where}{self._trt_errors()}.")
+        done = (refitter.refit_cuda_engine_async(self.stream.handle) if hasattr(refitter, "refit_cuda_engine_async")
+                else refitter.refit_cuda_engine())  # fmt: skip
+        self.stream.synchronize()
+        if not done:
+            raise EngineFileError(f"TensorRT could not refit {where} with the weights of {path}{self._trt_errors()}.")
+        log.info("Refitted the weight-stripped engine %s from %s.", where, path)
 
     def deactivate(self) -> None:
         if self.stream is not None:
