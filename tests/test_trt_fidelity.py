@@ -424,3 +424,15 @@ def test_weight_stripped_engine_is_refitted_from_its_onnx(level: str, yolo_onnx:
         onnx.unlink()
         with pytest.raises(EngineFileError, match="--stripWeights"), TrtRuntime(engine):
             pass
+
+
+def test_dla_standalone_loadable_is_refused_before_building(yolo_onnx: Path, tmp_path: Path) -> None:
+    """--buildDLAStandalone makes a cuDLA loadable (trtexec's help), which is no TensorRT plan: refuse it up front
+    instead of failing to write it after the build."""
+    from trtbuild.errors import SpecError
+
+    fixed = [{"min": "images:1x3x64x64", "opt": "images:1x3x64x64", "max": "images:1x3x64x64"}]
+    with install("10.x", dla_cores=1), pytest.raises(SpecError, match="cuDLA loadable"):
+        build(yolo_onnx, tmp_path / "dla.engine", profiles=fixed, use_dla_core=0, build_dla_standalone=True,
+              input_io_formats="fp16:chw16", output_io_formats="fp16:chw16")  # fmt: skip
+    assert not (tmp_path / "dla.engine").exists()

@@ -193,6 +193,8 @@ def build_plan(builder: Any, network: Any, config: Any) -> bytes | None:
         "plugins": list(network._plugins),
     }
     log(builder, "INFO", f"[emulator] built plan for {len(network._layers)} layers (ONNX Runtime on CPU, no GPU).")
+    if config.engine_capability == M.EngineCapability.DLA_STANDALONE:
+        return b"NVDLA-loadable(emulated)" + _plan.encode(header, network._onnx)  # a cuDLA loadable, not a plan
     return _plan.encode(header, network._onnx)
 
 

@@ -104,7 +104,7 @@ HANDLED_OPTIONS: dict[str, str] = {
     "direct_io": "BuilderFlag.DIRECT_IO",
     "layer_device_types": "IBuilderConfig.set_device_type per layer",
     "allow_gpu_fallback": "BuilderFlag.GPU_FALLBACK",
-    "build_dla_standalone": "EngineCapability.DLA_STANDALONE",
+    "build_dla_standalone": "refused: EngineCapability.DLA_STANDALONE makes a cuDLA loadable, not a TensorRT plan",
     "save_engine": "the engine path",
     "tactic_sources": "IBuilderConfig.set_tactic_sources from TacticSource names",
     "no_builder_cache": "BuilderFlag.DISABLE_TIMING_CACHE",
@@ -247,8 +247,13 @@ def _check_combinations(plan: BuildPlan) -> None:
     if b.sparsity == "force":
         raise SpecError("--sparsity=force (prune weights to 2:4 at build time) is deprecated and not supported by "
                         "trtbuild; prune the model first (e.g. with ModelOpt sparsity) and build with --sparsity=enable.")  # fmt: skip
-    if b.build_dla_standalone and plan.spec.system.use_dla_core is None:
-        raise SpecError("--buildDLAStandalone needs --useDLACore=N: a DLA loadable is built for one DLA core.")
+    if b.build_dla_standalone:
+        # trtexec's help (sampleOptions.cpp): the output "can be loaded by cuDLA", and trtexec skips inference for
+        # it. It is not a TensorRT plan, so it could be neither written as model.engine (checked for the plan
+        # tag) nor run; refuse before the build instead of after it.
+        raise SpecError("--buildDLAStandalone builds a cuDLA loadable, not a TensorRT engine, and trtbuild writes, "
+                        "checks and runs TensorRT engines only; build the loadable with `trtexec --onnx=MODEL "
+                        "--useDLACore=N --buildDLAStandalone --saveEngine=model.dla` and load it with cuDLA.")
 
 
 def _plan_precision(plan: BuildPlan, calibrator: Any) -> _Precision:
@@ -739,9 +744,6 @@ def _apply_dla(builder: Any, config: Any, plan: BuildPlan, precision: _Precision
     applied.settings["DLA_core"] = core
     if b.allow_gpu_fallback:
         _set_flag(config, "GPU_FALLBACK", "--allowGPUFallback", applied)
-    if b.build_dla_standalone:
-        capability = _enum_value("EngineCapability", "DLA_STANDALONE", "--buildDLAStandalone")
-        _set_attr(config, "engine_capability", capability, "--buildDLAStandalone", applied)
     if has_precision_flags(trt):
         for flag in plan.dla_builder_flags(precision.flags):  # the plan decides (FP16 allowed; PREFER unless obey)
             if flag == "FP16":
