@@ -1,7 +1,10 @@
-"""A CPU test double of the ``tensorrt`` and ``pycuda`` modules (tests only; trtbuild never imports it).
+"""A CPU test double of the ``tensorrt``, ``pycuda`` and cuda-python modules (tests only; trtbuild never
+imports it).
 
-``install(level)`` puts fake ``tensorrt``, ``pycuda``, ``pycuda.driver``, ``pycuda.autoprimaryctx`` and
-``pycuda.autoinit`` into ``sys.modules`` and yields the fake tensorrt module. Each level ("8.6", "10.x",
+``install(level)`` puts fake ``tensorrt``, ``pycuda``, ``pycuda.driver`` and cuda-python's
+``cuda.bindings.runtime``/``cuda.cudart`` into ``sys.modules`` (``pycuda.autoprimaryctx`` and
+``pycuda.autoinit`` are created when imported, pushing device 0's context as PyCUDA does) and yields
+the fake tensorrt module. Each level ("8.6", "10.x",
 "11.x") exposes only the names that TensorRT version has (11.x: no FP16/INT8 flags, no calibrators,
 no EXPLICIT_BATCH) with that version's enum values. Networks run through ONNX Runtime on host memory;
 TensorRT's contracts are enforced: profile bounds, input shapes set before execute, every address set,
