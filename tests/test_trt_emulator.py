@@ -4,21 +4,16 @@ it enforces. Numbers it produces are CPU (ONNX Runtime) figures, never TensorRT 
 from __future__ import annotations
 
 import importlib.util
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from trt_emulator import LEVELS, install
+from trt_emulator import LEVELS, api_reference, install
 from trt_emulator._levels import ABSENT_CLASSES, LEGACY_86_MEMBERS
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_REF = REPO.parent / "shared" / "reference"
-API_114 = SHARED_REF / "trt-11.4-api.txt"
-
-# ------------------------------------------------------------------------------------ reference parsers
+REF = api_reference.load()  # the real API, as a snapshot in the repo (tests/trt_emulator/api_reference.json)
 
 
 def _stub_dir() -> Path | None:
@@ -29,98 +24,6 @@ def _stub_dir() -> Path | None:
         if (Path(loc) / "tensorrt.pyi").is_file():
             return Path(loc)
     return None
-
-
-def parse_stubs(stub_dir: Path) -> tuple[dict[str, dict[str, int | None]], dict[str, list[str]], set[str]]:
-    """Classes (with nested ones as ``Outer.Inner``) -> {member: enum value or None}, class bases, module names.
-
-    The .pyi is not valid Python (default-argument order), so it is read line by line, skipping docstrings.
-    """
-    classes: dict[str, dict[str, int | None]] = {}
-    bases: dict[str, list[str]] = {}
-    stack: list[str] = []
-    in_doc = False
-    for line in (stub_dir / "tensorrt.pyi").read_text().splitlines():
-        if line.count('"""') % 2 == 1:
-            in_doc = not in_doc
-            continue
-        if in_doc or not line.strip():
-            continue
-        indent = (len(line) - len(line.lstrip(" "))) // 4
-        m = re.match(r"^\s*class (\w+)(?:\((.*))?:?", line)
-        if m and indent <= len(stack):
-            stack = stack[:indent] + [m.group(1)]
-            qual = ".".join(stack)
-            classes.setdefault(qual, {})
-            bases[qual] = re.findall(r"\w+", m.group(2) or "")
-            if indent:
-                classes[".".join(stack[:-1])][m.group(1)] = None
-            continue
-        if indent > len(stack) or not stack:
-            continue
-        stack = stack[:indent]
-        if not stack:
-            continue
-        m = re.match(r"^\s*(?:def )?(\w+)\s*[:(=]", line)
-        if m:
-            v = re.search(r"# value = <[\w.]+: (-?\d+)>", line)
-            classes[".".join(stack)][m.group(1)] = int(v.group(1)) if v else None
-    module = set(classes) | set()
-    init = (stub_dir / "__init__.pyi").read_text()
-    module |= set(re.findall(r"^from tensorrt_bindings\.tensorrt import (\w+)", init, re.M))
-    module |= set(re.findall(r"^def (\w+)", init, re.M))
-    module |= set(re.findall(r"^(\w+)\s*:", init, re.M))
-    return classes, bases, module
-
-
-def parse_api_114(path: Path) -> tuple[dict[str, dict[str, int | None]], set[str]]:
-    """trt-11.4-api.txt: ``class X:`` blocks with ``  member [kind]`` lines and ``MEMBERS: A=0, ...``."""
-    classes: dict[str, dict[str, int | None]] = {}
-    module: set[str] = set()
-    cur: str | None = None
-    for line in path.read_text().splitlines():
-        m = re.match(r"^class (\w+):", line)
-        if m:
-            cur = m.group(1)
-            classes[cur] = {}
-            module.add(cur)
-            continue
-        m = re.match(r"^(\w+) = ", line)
-        if m:
-            module.add(m.group(1))
-            cur = None
-            continue
-        if cur is None:
-            continue
-        m = re.match(r"^  MEMBERS: (.*)$", line)
-        if m:
-            for item in m.group(1).split(", "):
-                name, _, value = item.partition("=")
-                classes[cur][name.strip()] = int(value)
-            continue
-        m = re.match(r"^  (\w+) \[(\w+)", line)
-        if m:
-            classes[cur].setdefault(m.group(1), None)
-            if m.group(2) == "Severity":
-                classes.setdefault(f"{cur}.Severity", {})[m.group(1)] = None
-    return classes, module
-
-
-def _named_in(text: str, name: str) -> bool:
-    """``name`` appears in ``text``, also inside shorthand like ``get_binding_name/index/shape/dtype``."""
-    if name in text:
-        return True
-    stem, _, suffix = name.rpartition("_")
-    return bool(re.search(rf"{re.escape(stem)}_[\w/]*/{re.escape(suffix)}\b", text))
-
-
-def _stub_members(classes: dict[str, dict[str, int | None]], bases: dict[str, list[str]], name: str) -> dict[str, int | None]:
-    out: dict[str, int | None] = {}
-    for base in bases.get(name, []):
-        if base in classes and base != name:
-            out.update(_stub_members(classes, bases, base))
-    out.update(classes.get(name, {}))
-    return out
 
 
 def emulator_surface(trt: Any) -> dict[str, dict[str, int | None]]:
@@ -149,89 +52,35 @@ def _class_members(cls: type) -> dict[str, int | None]:
 # ------------------------------------------------------------------------------------ conformance
 
 
+def test_snapshot_matches_the_installed_stubs() -> None:
+    """The snapshot holds the reference it claims: its 10.13 part is what tensorrt-stubs says, when installed."""
+    assert len(REF.stubs) > 150 and "IExecutionContext" in REF.stubs and "BuilderFlag" in REF.api114
+    assert REF.stub_signatures and REF.api114_signatures and REF.legacy_86_documented
+    stub_dir = _stub_dir()
+    if stub_dir is not None:  # `make setup` installs it; elsewhere the snapshot stands on its own
+        classes, bases, module = api_reference.parse_stubs(stub_dir)
+        assert classes == REF.stubs and bases == REF.stub_bases and module == REF.stub_module
+
+
 @pytest.mark.parametrize("level", LEVELS)
 def test_every_exposed_name_exists_in_the_real_api(level: str) -> None:
-    stub_dir = _stub_dir()
-    if stub_dir is None:
-        pytest.skip("tensorrt-stubs is not installed (pip install tensorrt-stubs)")
-    stubs, stub_bases, stub_module = parse_stubs(stub_dir)
-    assert len(stubs) > 150 and "IExecutionContext" in stubs  # the parser found the classes
-    if API_114.is_file():
-        api114, module114 = parse_api_114(API_114)
-        assert "IExecutionContext" in api114 and "BuilderFlag" in api114
-    else:
-        # Some names at every level (e.g. Builder.gpu_allocator) are listed only in the 11.4 dump.
-        pytest.skip(f"{API_114} is missing (the shared reference folder beside the repo): cannot check names")
-    api_md = (SHARED_REF / "trt-api.md").read_text() if (SHARED_REF / "trt-api.md").is_file() else ""
-
     with install(level) as trt:
         surface = emulator_surface(trt)
     unknown = []
     for cls, members in surface.items():
         if cls == "<module>":
-            unknown += [n for n in members if n not in stub_module and n not in module114]
+            unknown += [n for n in members if n not in REF.stub_module and n not in REF.module114]
             continue
-        real = {**_stub_members(stubs, stub_bases, cls), **api114.get(cls, {})}
-        assert cls in stubs or cls in api114, f"class {cls} exists in neither reference"
+        real = {**REF.stub_members(cls), **REF.api114.get(cls, {})}
+        assert cls in REF.stubs or cls in REF.api114, f"class {cls} exists in neither reference"
         for name in members:
             if name in real:
                 continue
             if level == "8.6" and name in LEGACY_86_MEMBERS.get(cls, set()):
-                if api_md:
-                    assert _named_in(api_md, name), f"8.6-only {cls}.{name} is not named in trt-api.md"
+                assert f"{cls}.{name}" in REF.legacy_86_documented, f"8.6-only {cls}.{name} is not in the 8.6 notes"
                 continue
             unknown.append(f"{cls}.{name}")
     assert not unknown, f"the {level} emulator exposes names the real TensorRT does not have: {unknown}"
-
-
-def _param_names(inner: str) -> list[str]:
-    """Parameter names of a signature's inside, splitting only at top-level commas."""
-    pieces, depth, cur = [], 0, ""
-    for ch in inner:
-        depth += ch in "[(<"
-        depth -= ch in "])>"
-        if ch == "," and depth == 0:
-            pieces.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    pieces.append(cur)
-    names = [m.group(1) for p in pieces if (m := re.match(r"\s*\*{0,2}(\w+)", p))]
-    return [n for n in names if n not in ("self", "this")]
-
-
-def _stub_signatures(stub_dir: Path) -> dict[tuple[str, str], list[list[str]]]:
-    sigs: dict[tuple[str, str], list[list[str]]] = {}
-    stack: list[str] = []
-    in_doc = False
-    for line in (stub_dir / "tensorrt.pyi").read_text().splitlines():
-        if line.count('"""') % 2 == 1:
-            in_doc = not in_doc
-            continue
-        if in_doc:
-            continue
-        m = re.match(r"^( *)class (\w+)", line)
-        if m:
-            stack = stack[: len(m.group(1)) // 4] + [m.group(2)]
-            continue
-        m = re.match(r"^( *)def (\w+)\((.*)\)\s*(?:->.*)?:", line)
-        if m and stack and len(m.group(1)) // 4 == len(stack):
-            sigs.setdefault((".".join(stack), m.group(2)), []).append(_param_names(m.group(3)))
-    return sigs
-
-
-def _api114_signatures(path: Path) -> dict[tuple[str, str], list[list[str]]]:
-    sigs: dict[tuple[str, str], list[list[str]]] = {}
-    cur = None
-    for line in path.read_text().splitlines():
-        m = re.match(r"^class (\w+):", line)
-        if m:
-            cur = m.group(1)
-            continue
-        m = re.match(r"^  (\w+) \[instancemethod\]: \w+\((.*)\) ->", line)
-        if m and cur:
-            sigs.setdefault((cur, m.group(1)), []).append(_param_names(re.sub(r"=\s*<[^>]*>", "", m.group(2))))
-    return sigs
 
 
 @pytest.mark.parametrize("level", LEVELS)
@@ -239,11 +88,7 @@ def test_method_parameter_names_match_the_real_api(level: str) -> None:
     """Code under test may pass arguments by keyword, so the emulator's parameter names must be TensorRT's."""
     import inspect
 
-    stub_dir = _stub_dir()
-    stubs = _stub_signatures(stub_dir) if stub_dir else {}
-    api114 = _api114_signatures(API_114) if API_114.is_file() else {}
-    if not stubs and not api114:
-        pytest.skip("neither tensorrt-stubs nor the shared 11.4 reference is available")
+    stubs, api114 = REF.stub_signatures, REF.api114_signatures
     primary, secondary = (api114, stubs) if level == "11.x" else (stubs, api114)
     mismatched, checked = [], 0
     with install(level) as trt:
@@ -268,16 +113,7 @@ def test_method_parameter_names_match_the_real_api(level: str) -> None:
 def test_enum_values_follow_the_version(level: str) -> None:
     with install(level) as trt:
         surface = emulator_surface(trt)
-    if level == "10.x":
-        stub_dir = _stub_dir()
-        if stub_dir is None:
-            pytest.skip("tensorrt-stubs is not installed")
-        stubs, _, _ = parse_stubs(stub_dir)
-        ref = stubs
-    else:
-        if not API_114.is_file():
-            pytest.skip(f"{API_114} is missing: cannot check 11.4 enum values")
-        ref, _ = parse_api_114(API_114)
+    ref = REF.stubs if level == "10.x" else REF.api114
     checked = 0
     for cls, members in surface.items():
         for name, value in members.items():
@@ -392,6 +228,7 @@ def build(trt: Any, logger: Any, onnx_path: Path, profile: dict[str, Any] | None
 
 
 def run_engine(trt: Any, engine: Any, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    import pycuda.autoprimaryctx  # noqa: F401 - makes device 0's primary context current
     import pycuda.driver as cuda
 
     ctx = engine.create_execution_context()
@@ -492,6 +329,7 @@ def test_build_refuses_bad_profiles(trt_emulator: Any, two_input_onnx: Path) -> 
 
 
 def test_execution_contract(trt_emulator: Any, two_input_onnx: Path) -> None:
+    import pycuda.autoprimaryctx  # noqa: F401 - makes device 0's primary context current
     import pycuda.driver as cuda
 
     trt = trt_emulator
@@ -603,6 +441,7 @@ def test_progress_monitor_and_cancel(trt11: Any, two_input_onnx: Path) -> None:
 @pytest.mark.parametrize("level", ["8.6", "10.x"])
 def test_int8_calibration_callbacks(level: str, two_input_onnx: Path) -> None:
     with install(level) as trt:
+        import pycuda.autoprimaryctx  # noqa: F401 - makes device 0's primary context current
         import pycuda.driver as cuda
 
         class Calibrator(trt.IInt8EntropyCalibrator2):
@@ -699,6 +538,7 @@ def test_inspector_detail_follows_profiling_verbosity(trt_emulator: Any, two_inp
 
 
 def test_legacy_binding_api_8_6(trt86: Any, two_input_onnx: Path) -> None:
+    import pycuda.autoprimaryctx  # noqa: F401 - makes device 0's primary context current
     import pycuda.driver as cuda
 
     trt = trt86
@@ -714,6 +554,7 @@ def test_legacy_binding_api_8_6(trt86: Any, two_input_onnx: Path) -> None:
 
 
 def test_fake_pycuda_memory_rules(trt10: Any) -> None:
+    import pycuda.autoprimaryctx  # noqa: F401 - makes device 0's primary context current
     import pycuda.driver as cuda
 
     buf = cuda.mem_alloc(16)
@@ -745,6 +586,7 @@ def test_fake_pycuda_memory_rules(trt10: Any) -> None:
 
 def test_output_allocator_supplies_output_memory(trt_emulator: Any, two_input_onnx: Path) -> None:
     import onnxruntime as ort
+    import pycuda.autoprimaryctx  # noqa: F401 - makes device 0's primary context current
     import pycuda.driver as cuda
 
     trt = trt_emulator

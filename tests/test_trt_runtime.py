@@ -7,6 +7,7 @@ here is a TensorRT or GPU figure.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +118,16 @@ def test_time_trtexec_follows_trtexecs_loop(engine: Path, transfers: bool) -> No
 
     options = TimingOptions(warm_up_ms=TINY.warm_up_ms, iterations=TINY.iterations, duration_s=TINY.duration_s,
                             transfers=transfers)  # fmt: skip
+    capture = sys.modules["tensorrt"].EMULATOR_CAPTURE
     with TrtRuntime(engine) as rt:
         traces, mode = rt.time_trtexec(images(2, 96), options)
         assert rt.active_profile == 0
     assert mode.clock == "cuda-events"
-    assert mode.cuda_graph == "no-graph"  # the double's PyCUDA has no graph API: recorded, not faked
-    assert mode.note and mode.transfers is transfers and mode.spin_wait is True
+    # Captured through the cuda-python stand-in and replayed once per query (the graph ran the engine).
+    assert mode.cuda_graph == "graph" and capture.captures == 1
+    (exe,) = capture.execs.values()
+    assert exe.launches == len(traces.compute_start) and exe.destroyed
+    assert mode.transfers is transfers and mode.spin_wait is True
     assert "Emulated" in mode.device  # the double names itself: its numbers cannot pass for a GPU's
     summary = summarize(traces, mode=mode, warm_up_ms=options.warm_up_ms, batch=2)
     assert summary.queries >= options.iterations
@@ -142,7 +147,7 @@ def test_bench_runs_engines_and_labels_the_double(engine: Path, yolo_onnx: Path,
     row = table.rows[0]
     assert row["runner"] == "trt" and row["backend"] == "tensorrt"
     assert row["shape"] == "images:2x3x96x96"  # no --shapes: the first profile's opt shape (trtexec's rule)
-    assert row["clock"] == "cuda-events" and row["cuda_graph"] == "no-graph"
+    assert row["clock"] == "cuda-events" and row["cuda_graph"] == "graph"  # through the cuda-python stand-in
     assert "Emulated" in row["device"] and "Emulated" in row["mode"]
     both = bench(yolo_onnx, f"trt:{engine},ort", shapes=["images:1x3x64x64", "images:4x3x160x160"], timing=TINY,
                  out_dir=None)  # fmt: skip

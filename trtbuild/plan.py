@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtbuild.errors import ModelError, SpecError
+from trtbuild.errors import ModelError, ShapeError, SpecError
 from trtbuild.model.inspect import ModelReport, inspect_model
 from trtbuild.spec import BuildSpec, TrtexecCommand
 from trtbuild.trt.compat import installed_tensorrt_version, major_version
@@ -33,6 +34,62 @@ class BuildPlan:
     def manifest_path(self) -> str:
         return self.engine_path + ".json"
 
+    # ---- build decisions the builder executes (TensorRT-side details; see trt/builder.py)
+
+    @property
+    def timing_cache_ignore_mismatch(self) -> bool:
+        """Load and merge timing caches with ``ignore_mismatch=True``: a cache shared by two GPU types keeps
+        both GPUs' entries (NvInfer.h ITimingCache::combine: "ignoreMismatch must be set to true if combining
+        a timing cache created from a different device"; trtexec's buildTimingCacheFromFile and Polygraphy's
+        EngineFromNetwork pass true). Entries are keyed per device, so another GPU's never stand in for ours."""
+        return True
+
+    def dla_builder_flags(self, precision_flags: list[str]) -> list[str]:
+        """The BuilderFlags a DLA build adds (TensorRT <= 10.x, weakly typed).
+
+        DLA runs FP16 or INT8 only, so FP16 is allowed unless INT8 was asked, and layers prefer those types
+        (trtexec's sampleEngines.cpp sets kPREFER_PRECISION_CONSTRAINTS for DLA). With
+        --precisionConstraints=obey, PREFER is left off: TensorRT takes exactly one of the two
+        (NvInfer.h, ILayer::setPrecision).
+        """
+        b = self.spec.build
+        if self.spec.system.use_dla_core is None or b.strongly_typed or self.target_major >= 11:
+            return []
+        flags = [] if any(f in precision_flags for f in ("FP16", "INT8")) else ["FP16"]
+        if b.precision_constraints != "obey":
+            flags.append("PREFER_PRECISION_CONSTRAINTS")
+        return flags
+
+    def calibration_shapes(self, batch_shapes: Mapping[str, Any] | None) -> dict[str, tuple[int, ...]] | None:
+        """The shapes implicit INT8 calibration runs at: None to use profile ``--calibProfile`` (or 0) as built.
+
+        TensorRT reads each calibration input as the calibration profile's OPT shape and cannot see the
+        buffer, so a batch of another size is cut or read past. With calibration data, the calibration
+        profile is a dedicated one of the batch shapes (min = opt = max), as trtexec builds for
+        ``--calibProfile`` shapes (sampleEngines.cpp, setCalibrationProfile). A pinned ``--calibProfile=N``
+        must have the batch shapes as its OPT shapes.
+        """
+        if not batch_shapes:
+            return None
+        shapes = {name: tuple(int(d) for d in dims) for name, dims in batch_shapes.items()}
+        b = self.spec.build
+        if b.calib_profile is None:
+            return shapes
+        if not 0 <= b.calib_profile < len(b.profiles):
+            raise SpecError(f"--calibProfile={b.calib_profile}: the build has {len(b.profiles)} profile(s) "
+                            f"(0..{len(b.profiles) - 1}).")  # fmt: skip
+        profile = b.profiles[b.calib_profile]
+        for name, dims in shapes.items():
+            rng = profile.shapes.get(name)
+            if rng is not None and tuple(rng.opt) != dims:
+                raise ShapeError(
+                    f"INT8 calibration batches for '{name}' are {'x'.join(map(str, dims))}, but --calibProfile="
+                    f"{b.calib_profile} has the OPT shape {'x'.join(map(str, rng.opt))}, which is what TensorRT reads; "
+                    "drop --calibProfile (trtbuild then calibrates with a profile of the batch shape) or make its OPT "
+                    "shape the calibration batch shape."
+                )
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model.to_dict(),
@@ -47,6 +104,7 @@ class BuildPlan:
             else None,
             "warnings": self.warnings,
             "recipe_sha256": self.recipe_sha256,
+            "timing_cache_ignore_mismatch": self.timing_cache_ignore_mismatch,
         }
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _plan
 from ._trt_common import log
+from ._trt_core import gpu_id
 
 
 def _err(builder: Any, msg: str) -> None:
@@ -113,6 +114,12 @@ def build_plan(builder: Any, network: Any, config: Any) -> bytes | None:
         _err(builder, "2: [dlaUtils.cpp::getDLAcore::...] Error Code 2: Internal Error (DLA was requested "
                       f"(default_device_type=DLA, DLA_core={config.DLA_core}) but this platform has 0 DLA cores.)")  # fmt: skip
         return None
+    if _flag_set(config, "OBEY_PRECISION_CONSTRAINTS") and _flag_set(config, "PREFER_PRECISION_CONSTRAINTS"):
+        # NvInfer.h (10.13, ILayer::setPrecision): "set exactly one of" kOBEY_/kPREFER_PRECISION_CONSTRAINTS.
+        _err(builder, "3: [builderConfig.cpp::validate] Error Code 3: API Usage Error (Parameter check failed, condition: "
+                      "!(obeyPrecisionConstraints && preferPrecisionConstraints). kOBEY_PRECISION_CONSTRAINTS and "
+                      "kPREFER_PRECISION_CONSTRAINTS cannot both be set.)")  # fmt: skip
+        return None
     if config.get_memory_pool_limit(M.MemoryPoolType.WORKSPACE) == 0:
         log(builder, "WARNING", "Workspace memory pool limit is 0; tactics needing scratch memory are skipped.")
 
@@ -144,7 +151,7 @@ def build_plan(builder: Any, network: Any, config: Any) -> bytes | None:
         use_cache = cache is not None and not _flag_set(config, "DISABLE_TIMING_CACHE")
         for i, layer in enumerate(layers):
             if use_cache:
-                key = f"{layer._op_type}:{layer.name}"
+                key = f"{gpu_id(builder)}|{layer._op_type}:{layer.name}"  # entries are per GPU
                 if key not in cache._entries and _flag_set(config, "ERROR_ON_TIMING_CACHE_MISS"):
                     mon.finish_all()
                     _err(builder, f"Error Code 10: Internal Error (timing cache miss for layer {layer.name} and "
@@ -183,8 +190,11 @@ def build_plan(builder: Any, network: Any, config: Any) -> bytes | None:
         "calibration": calibration,
         "name": network.name,
         "debug_tensors": sorted(network._debug),
+        "plugins": list(network._plugins),
     }
     log(builder, "INFO", f"[emulator] built plan for {len(network._layers)} layers (ONNX Runtime on CPU, no GPU).")
+    if config.engine_capability == M.EngineCapability.DLA_STANDALONE:
+        return b"NVDLA-loadable(emulated)" + _plan.encode(header, network._onnx)  # a cuDLA loadable, not a plan
     return _plan.encode(header, network._onnx)
 
 
@@ -222,11 +232,9 @@ def _calibrate(builder: Any, network: Any, config: Any, executor: Any) -> dict[s
     cal = config.int8_calibrator
     algo = cal.get_algorithm().name
     header = _cache_header(L, algo)
-    try:
-        cached = cal.read_calibration_cache()
-    except Exception as exc:
-        _err(builder, f"Calibrator.read_calibration_cache raised: {exc!r}")
-        return None
+    # pyInt8.cpp (pyCalibratorTrampoline): an exception in a Python override is printed and the call
+    # returns what a failure returns (no cache, no batch, batch size -1); it never reaches TensorRT.
+    cached = _trampoline("read_calibration_cache", cal.read_calibration_cache, None)
     if cached:
         text = bytes(memoryview(cached)).decode("latin-1")
         lines = text.splitlines()
@@ -252,9 +260,9 @@ def _calibrate(builder: Any, network: Any, config: Any, executor: Any) -> dict[s
     amax: dict[str, float] = {}
     batches = 0
     try:
-        cal.get_batch_size()
+        _trampoline("get_batch_size", cal.get_batch_size, -1)
         while True:
-            ptrs = cal.get_batch(names)
+            ptrs = _trampoline("get_batch", lambda: cal.get_batch(names), None)
             if ptrs is None or len(ptrs) == 0:
                 break
             if len(ptrs) != len(names):
@@ -262,6 +270,7 @@ def _calibrate(builder: Any, network: Any, config: Any, executor: Any) -> dict[s
                 return None
             feeds = calibration_arrays(mem, list(ptrs), names, shapes, dtypes)
             outs = executor.run({k: v.astype(executor_type(executor, k)) for k, v in feeds.items()})
+            _record_batch(builder, feeds)
             for name, arr in list(feeds.items()) + list(outs.items()):
                 if arr.size and np.issubdtype(arr.dtype, np.floating):
                     amax[name] = max(amax.get(name, 0.0), float(np.abs(arr).max()))
@@ -277,8 +286,25 @@ def _calibrate(builder: Any, network: Any, config: Any, executor: Any) -> dict[s
         return None
     scales = {k: (v / 127.0 if v else 1.0) for k, v in amax.items()}
     table = header + "\n" + "".join(f"{k}: {struct.pack('>f', v).hex()}\n" for k, v in sorted(scales.items()))
-    cal.write_calibration_cache(memoryview(table.encode()))
+    _trampoline("write_calibration_cache", lambda: cal.write_calibration_cache(memoryview(table.encode())), None)
     return scales
+
+
+def _trampoline(name: str, call: Any, failed: Any) -> Any:
+    import sys
+
+    try:
+        return call()
+    except Exception as exc:
+        print(f"[ERROR] Exception caught in {name}(): {exc}", file=sys.stderr)
+        return failed
+
+
+def _record_batch(builder: Any, feeds: dict[str, np.ndarray]) -> None:
+    """Keep what calibration read (tests check the values TensorRT saw)."""
+    seen = getattr(builder._M, "EMULATOR_CALIBRATION_READS", None)
+    if seen is not None:
+        seen.append({k: v.copy() for k, v in feeds.items()})
 
 
 def executor_type(executor: Any, name: str) -> Any:

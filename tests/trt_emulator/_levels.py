@@ -1,9 +1,8 @@
 """What each emulated TensorRT API level exposes: version, enum members with their integer values,
 and the class members that level lacks.
 
-Sources (see /work/shared/reference): 10.x values are those of tensorrt-stubs 10.13.0.35, 11.x values
-those of trt-11.4-enum-values.txt / trt-11.4-api.txt, 8.6 values follow NvInfer.h 8.6 (trt-api.md
-lists the 8.6 members). Names a level does not have are absent (AttributeError), as in the real module.
+Sources (snapshot in api_reference.json): 10.x values are those of tensorrt-stubs 10.13.0.35, 11.x
+values those of the TensorRT 11.4 bindings, 8.6 values follow NvInfer.h and pyCore.cpp of release/8.6. Names a level does not have are absent (AttributeError), as in the real module.
 8.6 deliberately omits a few deprecated names the emulated code never needs (BuilderFlag.STRICT_TYPES,
 ENABLE_TACTIC_HEURISTIC, EXPLICIT_PRECISION, the 0805 preview features).
 """
@@ -38,12 +37,22 @@ _COMMON = {
     "TensorFormat": _TENSOR_FORMAT,
     "ErrorCode": _ERROR_CODE,
 }
+# LayerType: 8.6 from NvInfer.h (release/8.6; RNN_V2 and FULLY_CONNECTED left out, no ONNX import makes them),
+# 10.x from tensorrt-stubs 10.13, 11.x from the 11.4 bindings.
+_LAYER_TYPE_86 = {"CONVOLUTION": 0, "ACTIVATION": 2, "POOLING": 3, "LRN": 4, "SCALE": 5, "SOFTMAX": 6, "DECONVOLUTION": 7, "CONCATENATION": 8, "ELEMENTWISE": 9, "PLUGIN": 10, "UNARY": 11, "PADDING": 12, "SHUFFLE": 13, "REDUCE": 14, "TOPK": 15, "GATHER": 16, "MATRIX_MULTIPLY": 17, "RAGGED_SOFTMAX": 18, "CONSTANT": 19, "IDENTITY": 21, "PLUGIN_V2": 22, "SLICE": 23, "SHAPE": 24, "PARAMETRIC_RELU": 25, "RESIZE": 26, "TRIP_LIMIT": 27, "RECURRENCE": 28, "ITERATOR": 29, "LOOP_OUTPUT": 30, "SELECT": 31, "FILL": 32, "QUANTIZE": 33, "DEQUANTIZE": 34, "CONDITION": 35, "CONDITIONAL_INPUT": 36, "CONDITIONAL_OUTPUT": 37, "SCATTER": 38, "EINSUM": 39, "ASSERTION": 40, "ONE_HOT": 41, "NON_ZERO": 42, "GRID_SAMPLE": 43, "NMS": 44, "REVERSE_SEQUENCE": 45, "NORMALIZATION": 46, "CAST": 47}  # fmt: skip
+_LAYER_TYPE_10 = {"CONVOLUTION": 0, "CAST": 1, "ACTIVATION": 2, "POOLING": 3, "LRN": 4, "SCALE": 5, "SOFTMAX": 6, "DECONVOLUTION": 7, "CONCATENATION": 8, "ELEMENTWISE": 9, "PLUGIN": 10, "UNARY": 11, "PADDING": 12, "SHUFFLE": 13, "REDUCE": 14, "TOPK": 15, "GATHER": 16, "MATRIX_MULTIPLY": 17, "RAGGED_SOFTMAX": 18, "CONSTANT": 19, "IDENTITY": 20, "PLUGIN_V2": 21, "SLICE": 22, "SHAPE": 23, "PARAMETRIC_RELU": 24, "RESIZE": 25, "TRIP_LIMIT": 26, "RECURRENCE": 27, "ITERATOR": 28, "LOOP_OUTPUT": 29, "SELECT": 30, "FILL": 31, "QUANTIZE": 32, "DEQUANTIZE": 33, "CONDITION": 34, "CONDITIONAL_INPUT": 35, "CONDITIONAL_OUTPUT": 36, "SCATTER": 37, "EINSUM": 38, "ASSERTION": 39, "ONE_HOT": 40, "NON_ZERO": 41, "GRID_SAMPLE": 42, "NMS": 43, "REVERSE_SEQUENCE": 44, "NORMALIZATION": 45, "PLUGIN_V3": 46, "SQUEEZE": 47, "UNSQUEEZE": 48, "CUMULATIVE": 49, "DYNAMIC_QUANTIZE": 50}  # fmt: skip
+_LAYER_TYPE_11 = {"CONVOLUTION": 0, "CAST": 1, "ACTIVATION": 2, "POOLING": 3, "LRN": 4, "SCALE": 5, "SOFTMAX": 6, "DECONVOLUTION": 7, "CONCATENATION": 8, "ELEMENTWISE": 9, "PLUGIN": 10, "UNARY": 11, "PADDING": 12, "SHUFFLE": 13, "REDUCE": 14, "TOPK": 15, "GATHER": 16, "MATRIX_MULTIPLY": 17, "RAGGED_SOFTMAX": 18, "CONSTANT": 19, "IDENTITY": 20, "PLUGIN_V2": 21, "SLICE": 22, "SHAPE": 23, "PARAMETRIC_RELU": 24, "RESIZE": 25, "TRIP_LIMIT": 26, "RECURRENCE": 27, "ITERATOR": 28, "LOOP_OUTPUT": 29, "SELECT": 30, "FILL": 31, "QUANTIZE": 32, "DEQUANTIZE": 33, "CONDITION": 34, "CONDITIONAL_INPUT": 35, "CONDITIONAL_OUTPUT": 36, "SCATTER": 37, "EINSUM": 38, "ASSERTION": 39, "ONE_HOT": 40, "NON_ZERO": 41, "GRID_SAMPLE": 42, "NMS": 43, "REVERSE_SEQUENCE": 44, "NORMALIZATION": 45, "PLUGIN_V3": 46, "SQUEEZE": 47, "UNSQUEEZE": 48, "CUMULATIVE": 49, "DYNAMIC_QUANTIZE": 50, "ATTENTION_INPUT": 51, "ATTENTION_OUTPUT": 52, "ROTARY_EMBEDDING": 53, "KV_CACHE_UPDATE": 54, "MOE": 55, "DIST_COLLECTIVE": 56}  # fmt: skip
 _CALIB = {"LEGACY_CALIBRATION": 0, "ENTROPY_CALIBRATION": 1, "ENTROPY_CALIBRATION_2": 2, "MINMAX_CALIBRATION": 3}
+
+# The 8.6 ONNX parser's ErrorCode stops at UNSUPPORTED_NODE (python/src/parsers/pyOnnx.cpp, release/8.6).
+_ERROR_CODE_86 = {k: v for k, v in _ERROR_CODE.items() if v <= 8}
 
 ENUMS: dict[str, dict[str, dict[str, int]]] = {
     "8.6": {
         **_COMMON,
+        "ErrorCode": _ERROR_CODE_86,
         "DataType": _DATATYPE_86,
+        "LayerType": _LAYER_TYPE_86,
         "BuilderFlag": {
             "FP16": 0, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3, "REFIT": 5, "DISABLE_TIMING_CACHE": 6,
             "TF32": 7, "SPARSE_WEIGHTS": 8, "SAFETY_SCOPE": 9, "OBEY_PRECISION_CONSTRAINTS": 10,
@@ -61,6 +70,7 @@ ENUMS: dict[str, dict[str, dict[str, int]]] = {
     "10.x": {
         **_COMMON,
         "DataType": _DATATYPE_10,
+        "LayerType": _LAYER_TYPE_10,
         "BuilderFlag": {
             "FP16": 0, "BF16": 17, "INT8": 1, "DEBUG": 2, "GPU_FALLBACK": 3, "REFIT": 4,
             "DISABLE_TIMING_CACHE": 5, "EDITABLE_TIMING_CACHE": 27, "TF32": 6, "SPARSE_WEIGHTS": 7,
@@ -89,6 +99,7 @@ ENUMS: dict[str, dict[str, dict[str, int]]] = {
     "11.x": {
         **_COMMON,
         "DataType": _DATATYPE_10,
+        "LayerType": _LAYER_TYPE_11,
         "BuilderFlag": {
             "DEBUG": 2, "GPU_FALLBACK": 3, "REFIT": 4, "DISABLE_TIMING_CACHE": 5, "EDITABLE_TIMING_CACHE": 26,
             "TF32": 6, "SPARSE_WEIGHTS": 7, "SAFETY_SCOPE": 8, "DIRECT_IO": 11, "VERSION_COMPATIBLE": 12,
@@ -116,9 +127,10 @@ ENUMS: dict[str, dict[str, dict[str, int]]] = {
 SEVERITY = _SEVERITY
 
 # Classes of the full emulator that a level lacks.
-_CALIBRATOR_CLASSES = {"IInt8Calibrator", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator", "IInt8EntropyCalibrator"}
+_CALIBRATOR_CLASSES = {"IInt8Calibrator", "IInt8EntropyCalibrator2", "IInt8MinMaxCalibrator", "IInt8EntropyCalibrator",
+                       "IInt8LegacyCalibrator"}
 ABSENT_CLASSES: dict[str, set[str]] = {
-    "8.6": {"IProgressMonitor"},
+    "8.6": {"IProgressMonitor", "OnnxParserRefitter", "Refitter"},  # 8.6's Refitter has no async refit: left out
     "10.x": set(),
     "11.x": set(_CALIBRATOR_CLASSES),
 }
@@ -131,14 +143,15 @@ _LEGACY_ENGINE = {
 _LEGACY_CONTEXT = {"set_binding_shape", "get_binding_shape", "execute_async_v2"}
 ABSENT_MEMBERS: dict[str, dict[str, set[str]]] = {
     "8.6": {
-        "ICudaEngine": {"device_memory_size_v2", "profiling_verbosity", "get_tensor_profile_values", "__getitem__",
-                        "is_debug_tensor"},
+        # pyCore.cpp (release/8.6) binds ICudaEngine.__getitem__, profiling_verbosity and
+        # Builder.get_plugin_registry, so the 8.6 level keeps them.
+        "ICudaEngine": {"device_memory_size_v2", "get_tensor_profile_values", "is_debug_tensor"},
         "IExecutionContext": {"set_device_memory", "update_device_memory_size_for_shapes"},
         "IBuilderConfig": {"progress_monitor", "runtime_platform", "tiling_optimization_level", "max_num_tactics"},
         "OnnxParser": {"supports_model_v2", "get_layer_output_tensor", "load_model_proto", "set_builder_config"},
         "INetworkDefinition": {"mark_debug", "unmark_debug", "is_debug_tensor"},
-        "Builder": {"get_plugin_registry"},
         "ParserError": {"node_name", "node_operator", "local_function_stack", "local_function_stack_size"},
+        "IPluginRegistry": {"all_creators"},  # 8.6 has plugin_creator_list only
     },
     "10.x": {
         "ICudaEngine": _LEGACY_ENGINE,

@@ -2,12 +2,22 @@
 
 Copies are done at once (streams are always idle), events read the host clock. Out-of-range copies,
 freed or unknown pointers raise ``pycuda.driver.LogicError`` the way a failing CUDA call does.
+
+Like the CUDA driver, there is a per-thread *context stack* (PyCUDA's ``Context.push``/``Context.pop``,
+src/wrapper/wrap_cudadrv.cpp) and one primary context per device; every allocation belongs to the device
+of the context current when it was made, and allocating with no current context fails as
+``cuMemAlloc`` does ("invalid device context"). ``pycuda.autoprimaryctx`` pushes device 0's primary
+context when it is first imported (pycuda/autoprimaryctx.py), not before. A stream being captured
+(cuda-python's ``cudaStreamBeginCapture``, see ``_cudart``) records its work instead of running it.
 """
 
 from __future__ import annotations
 
 import bisect
+import importlib.abc
+import importlib.machinery
 import itertools
+import sys
 import time
 import types
 from typing import Any
@@ -20,19 +30,34 @@ TOTAL_MEMORY = 24 * 1024**3
 
 
 class DeviceMemory:
-    """All emulated device allocations: address -> bytearray. Shared by the fake tensorrt."""
+    """All emulated device allocations (address -> bytearray, address -> device) and the CUDA state the
+    fake tensorrt, pycuda and cuda-python share: devices, the context stack, streams under capture."""
 
-    def __init__(self) -> None:
+    def __init__(self, devices: int = 1) -> None:
         self.blocks: dict[int, bytearray] = {}
+        self.device_of: dict[int, int] = {}
         self._starts: list[int] = []
         self._next = _BASE_ADDRESS
+        self.num_devices = devices
+        self.context_stack: list[Any] = []  # PyCUDA Context objects, top last
+        self.capturing: dict[int, list[Any]] = {}  # stream handle -> recorded work (callables)
+        self.invalidated: set[int] = set()  # captures an illegal call invalidated
+        self.dla_cores = 0
 
-    def alloc(self, nbytes: int) -> int:
+    def current_device(self) -> int | None:
+        return self.context_stack[-1].device_ordinal if self.context_stack else None
+
+    def alloc(self, nbytes: int, device: int | None = None) -> int:
         if nbytes < 0:
             raise ValueError("negative allocation size")
+        if device is None:
+            device = self.current_device()
+        if device is None:  # cuda.hpp: CUDAPP_CALL_GUARDED(cuMemAlloc) with no current context
+            raise LogicError("cuMemAlloc failed: invalid device context")
         addr = self._next
         self._next += max(_ALIGN, -(-nbytes // _ALIGN) * _ALIGN) + _ALIGN  # gap: neighbours never touch
         self.blocks[addr] = bytearray(nbytes)
+        self.device_of[addr] = device
         bisect.insort(self._starts, addr)
         return addr
 
@@ -40,7 +65,32 @@ class DeviceMemory:
         if addr not in self.blocks:
             raise LogicError("cuMemFree failed: invalid argument")
         del self.blocks[addr]
+        del self.device_of[addr]
         self._starts.remove(addr)
+
+    def device_at(self, ptr: int) -> int | None:
+        """The device owning the allocation that holds ``ptr`` (None: not device memory)."""
+        i = bisect.bisect_right(self._starts, int(ptr)) - 1
+        if i < 0:
+            return None
+        start = self._starts[i]
+        return self.device_of[start] if int(ptr) - start <= len(self.blocks[start]) else None
+
+    def size_at(self, ptr: int) -> int:
+        """Bytes from ``ptr`` to the end of its allocation (0 when it is not device memory)."""
+        i = bisect.bisect_right(self._starts, int(ptr)) - 1
+        if i < 0:
+            return 0
+        start = self._starts[i]
+        return max(len(self.blocks[start]) - (int(ptr) - start), 0)
+
+    def on_stream(self, stream: Any, work: Any) -> None:
+        """Run ``work`` now, or record it when ``stream`` is being captured into a CUDA graph."""
+        handle = int(getattr(stream, "handle", stream) or 0)
+        if handle in self.capturing:
+            self.capturing[handle].append(work)
+        else:
+            work()
 
     def used(self) -> int:
         return sum(len(b) for b in self.blocks.values())
@@ -120,11 +170,15 @@ def build_driver(mem: DeviceMemory) -> types.ModuleType:
 
     class Stream:
         def __init__(self, flags: int = 0) -> None:
+            if not mem.context_stack:  # cuStreamCreate needs a current context
+                raise LogicError("cuStreamCreate failed: invalid device context")
             self.handle = next(handles)
             self.flags = flags
 
         def synchronize(self) -> None:
-            return None
+            if self.handle in mem.capturing:  # not permitted while capturing; it invalidates the capture
+                mem.invalidated.add(self.handle)
+                raise LogicError("cuStreamSynchronize failed: operation not permitted when stream is capturing")
 
         def is_done(self) -> bool:
             return True
@@ -171,39 +225,51 @@ def build_driver(mem: DeviceMemory) -> types.ModuleType:
             return (theirs - mine) * 1000.0
 
     class Context:
-        def push(self) -> None:
-            return None
+        """A CUDA context of one device; ``push``/``pop`` work on the shared context stack."""
 
-        def pop(self) -> None:
-            return None
+        def __init__(self, ordinal: int) -> None:
+            self.device_ordinal = ordinal
+
+        def push(self) -> None:
+            mem.context_stack.append(self)
+
+        @staticmethod
+        def pop() -> None:  # PyCUDA: a static method popping whatever context is current
+            if not mem.context_stack:
+                raise LogicError("cuCtxPopCurrent failed: invalid device context")
+            mem.context_stack.pop()
 
         def detach(self) -> None:
             return None
 
         @staticmethod
         def synchronize() -> None:
-            return None
+            if not mem.context_stack:
+                raise LogicError("cuCtxSynchronize failed: invalid device context")
 
         @staticmethod
         def get_device() -> Device:
-            return Device(0)
+            if not mem.context_stack:
+                raise LogicError("cuCtxGetDevice failed: invalid device context")
+            return Device(mem.context_stack[-1].device_ordinal)
 
         @staticmethod
-        def get_current() -> Context:
-            return _primary
+        def get_current() -> Context | None:
+            return mem.context_stack[-1] if mem.context_stack else None
 
     class Device:
         def __init__(self, ordinal: int = 0) -> None:
-            if ordinal != 0:
+            if not 0 <= ordinal < mem.num_devices:
                 raise LogicError("cuDeviceGet failed: invalid device ordinal")
             self.ordinal = ordinal
 
         @staticmethod
         def count() -> int:
-            return 1
+            return mem.num_devices
 
         def name(self) -> str:
-            return "Emulated GPU (tests/trt_emulator, CPU only)"
+            suffix = f" {self.ordinal}" if mem.num_devices > 1 else ""
+            return f"Emulated GPU{suffix} (tests/trt_emulator, CPU only)"
 
         def compute_capability(self) -> tuple[int, int]:
             return (8, 6)
@@ -218,12 +284,14 @@ def build_driver(mem: DeviceMemory) -> types.ModuleType:
             return {}
 
         def make_context(self, flags: int = 0) -> Context:
-            return Context()
+            ctx = Context(self.ordinal)
+            ctx.push()  # cuCtxCreate makes the new context current
+            return ctx
 
         def retain_primary_context(self) -> Context:
-            return _primary
+            return _primaries[self.ordinal]
 
-    _primary = Context()
+    _primaries = [Context(i) for i in range(mem.num_devices)]
 
     def mem_alloc(nbytes: int) -> DeviceAllocation:
         return DeviceAllocation(int(nbytes))
@@ -254,13 +322,13 @@ def build_driver(mem: DeviceMemory) -> types.ModuleType:
         mem.view(int(dest), int(size), "cuMemcpyDtoD")[:] = data
 
     def memcpy_htod_async(dest: Any, src: Any, stream: Any = None) -> None:
-        memcpy_htod(dest, src)
+        mem.on_stream(stream, lambda: memcpy_htod(dest, src))
 
     def memcpy_dtoh_async(dest: Any, src: Any, stream: Any = None) -> None:
-        memcpy_dtoh(dest, src)
+        mem.on_stream(stream, lambda: memcpy_dtoh(dest, src))
 
     def memcpy_dtod_async(dest: Any, src: Any, size: int, stream: Any = None) -> None:
-        memcpy_dtod(dest, src, size)
+        mem.on_stream(stream, lambda: memcpy_dtod(dest, src, size))
 
     def memset_d8(dest: Any, data: int, size: int) -> None:
         mem.view(int(dest), int(size), "cuMemsetD8")[:] = bytes([data & 0xFF]) * int(size)
@@ -285,8 +353,10 @@ def build_driver(mem: DeviceMemory) -> types.ModuleType:
     def get_version() -> tuple[int, int, int]:
         return (12, 8, 0)
 
+    for cls in (DeviceAllocation, Stream, Event, Context, Device):
+        cls.__module__ = "pycuda._driver"  # where PyCUDA's compiled classes live
     for name, obj in dict(locals()).items():
-        if not name.startswith("_") and name not in ("mem", "drv", "handles"):
+        if not name.startswith("_") and name not in ("mem", "drv", "handles", "_primaries", "cls"):
             setattr(drv, name, obj)
     drv.Error = Error  # type: ignore[attr-defined]
     drv.LogicError = LogicError  # type: ignore[attr-defined]
@@ -296,19 +366,43 @@ def build_driver(mem: DeviceMemory) -> types.ModuleType:
     return drv
 
 
-def build_modules(mem: DeviceMemory) -> dict[str, types.ModuleType]:
-    """``pycuda``, ``pycuda.driver``, ``pycuda.autoprimaryctx`` and ``pycuda.autoinit`` over ``mem``."""
+def _auto_context_module(drv: types.ModuleType, name: str, mem: DeviceMemory) -> types.ModuleType:
+    """``pycuda.autoprimaryctx``/``pycuda.autoinit`` as executed on import: device 0's primary context
+    (autoinit: a new context) is pushed and stays current (pycuda/autoprimaryctx.py)."""
+    m = types.ModuleType(f"pycuda.{name}")
+    device = drv.Device(0)  # type: ignore[attr-defined]
+    context = device.retain_primary_context() if name == "autoprimaryctx" else drv.Context(0)  # type: ignore[attr-defined]
+    context.push()
+    m.device = device  # type: ignore[attr-defined]
+    m.context = context  # type: ignore[attr-defined]
+    return m
+
+
+class _AutoContextFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Creates ``pycuda.autoprimaryctx``/``pycuda.autoinit`` when they are imported, as PyCUDA does."""
+
+    def __init__(self, drv: types.ModuleType, mem: DeviceMemory, pkg: types.ModuleType) -> None:
+        self.drv, self.mem, self.pkg = drv, mem, pkg
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        if fullname in ("pycuda.autoprimaryctx", "pycuda.autoinit") and sys.modules.get("pycuda") is self.pkg:
+            return importlib.machinery.ModuleSpec(fullname, self)
+        return None
+
+    def create_module(self, spec: Any) -> types.ModuleType:
+        return _auto_context_module(self.drv, spec.name.rsplit(".", 1)[1], self.mem)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        setattr(self.pkg, module.__name__.rsplit(".", 1)[1], module)
+
+
+def build_modules(mem: DeviceMemory) -> tuple[dict[str, types.ModuleType], Any]:
+    """``pycuda``, ``pycuda.driver`` over ``mem`` and the finder that makes ``pycuda.autoprimaryctx`` /
+    ``pycuda.autoinit`` on import (to put in ``sys.meta_path``)."""
     drv = build_driver(mem)
     pkg = types.ModuleType("pycuda")
     pkg.__path__ = []  # a package, so ``import pycuda.driver`` works
     pkg.VERSION = (2025, 1)  # type: ignore[attr-defined]
     pkg.VERSION_TEXT = "2025.1"  # type: ignore[attr-defined]
     pkg.driver = drv  # type: ignore[attr-defined]
-    mods = {"pycuda": pkg, "pycuda.driver": drv}
-    for sub in ("autoprimaryctx", "autoinit"):
-        m = types.ModuleType(f"pycuda.{sub}")
-        m.device = drv.Device(0)  # type: ignore[attr-defined]
-        m.context = drv.Context.get_current()  # type: ignore[attr-defined]
-        setattr(pkg, sub, m)
-        mods[f"pycuda.{sub}"] = m
-    return mods
+    return {"pycuda": pkg, "pycuda.driver": drv}, _AutoContextFinder(drv, mem, pkg)

@@ -93,6 +93,20 @@ class ITensor(TrtObject):
         self._dynamic_range = None
 
 
+_ONNX_LAYER_TYPES = {
+    "Conv": "CONVOLUTION", "ConvTranspose": "DECONVOLUTION", "MaxPool": "POOLING", "AveragePool": "POOLING",
+    "Relu": "ACTIVATION", "Sigmoid": "ACTIVATION", "Tanh": "ACTIVATION", "LeakyRelu": "ACTIVATION", "Softmax": "SOFTMAX",
+    "Concat": "CONCATENATION", "Add": "ELEMENTWISE", "Mul": "ELEMENTWISE", "Sub": "ELEMENTWISE", "Div": "ELEMENTWISE",
+    "Reshape": "SHUFFLE", "Transpose": "SHUFFLE", "Flatten": "SHUFFLE", "Slice": "SLICE", "Shape": "SHAPE",
+    "Constant": "CONSTANT", "Gather": "GATHER", "MatMul": "MATRIX_MULTIPLY", "Gemm": "MATRIX_MULTIPLY",
+    "Resize": "RESIZE", "QuantizeLinear": "QUANTIZE", "DequantizeLinear": "DEQUANTIZE", "Cast": "CAST",
+    "ReduceMax": "REDUCE", "ReduceMean": "REDUCE", "ReduceSum": "REDUCE", "TopK": "TOPK", "NonZero": "NON_ZERO",
+    "Split": "SLICE", "Identity": "IDENTITY", "Pad": "PADDING", "Where": "SELECT", "Exp": "UNARY", "Sqrt": "UNARY",
+    "InstanceNormalization": "NORMALIZATION", "LayerNormalization": "NORMALIZATION", "Greater": "ELEMENTWISE",
+    "Range": "FILL",
+}  # fmt: skip
+
+
 class ILayer(TrtObject):
     """A layer = one ONNX node. Precision hints (weak typing, <= 10.x) are recorded but change nothing:
     the emulator always computes in ONNX Runtime's types."""
@@ -121,6 +135,12 @@ class ILayer(TrtObject):
 
     def get_output(self, index: int) -> Any:
         return self._outputs[index] if 0 <= index < len(self._outputs) else None
+
+    @property
+    def type(self) -> Any:
+        """The LayerType the ONNX parser's importer makes for this node (ELEMENTWISE when unlisted)."""
+        name = _ONNX_LAYER_TYPES.get(self._op_type, "ELEMENTWISE")
+        return getattr(self._M.LayerType, name, self._M.LayerType.ELEMENTWISE)
 
     @property
     def precision_is_set(self) -> bool:
@@ -154,6 +174,7 @@ class INetworkDefinition(TrtObject):
         self._layers: list[Any] = []
         self._onnx: bytes | None = None
         self._debug: set[str] = set()
+        self._plugins: list[str] = []
 
     @property
     def flags(self) -> int:
@@ -190,6 +211,17 @@ class INetworkDefinition(TrtObject):
 
     def get_layer(self, index: int) -> Any:
         return self._layers[index] if 0 <= index < len(self._layers) else None
+
+    def __len__(self) -> int:  # pyGraph.cpp (10.13): .def("__len__", &INetworkDefinition::getNbLayers)
+        return len(self._layers)
+
+    def __getitem__(self, index: int) -> Any:
+        # pyGraph.cpp (10.13, network_getitem): negative indices count from the end; PY_ASSERT_INDEX_ERROR past
+        # the end, which also ends Python's ``for layer in network`` iteration.
+        i = len(self._layers) + index if index < 0 else index
+        if not 0 <= i < len(self._layers):
+            raise IndexError(f"index {index} out of range for a network of {len(self._layers)} layers")
+        return self._layers[i]
 
     def mark_output(self, tensor: Any) -> None:
         if tensor not in self._outputs:
@@ -324,7 +356,9 @@ class OnnxParser(_FlagBits, TrtObject):
 
     # --- parsing
     def _fail(self, code: str, desc: str, func: str, node: int = -1, name: str = "", op: str = "") -> bool:
-        err = self._M.ParserError(getattr(self._M.ErrorCode, code), desc, node, name, op, func)
+        # 8.6's ErrorCode has no UNSUPPORTED_NODE_* detail codes: it reports UNSUPPORTED_NODE.
+        err = self._M.ParserError(getattr(self._M.ErrorCode, code, self._M.ErrorCode.UNSUPPORTED_NODE), desc, node,
+                                  name, op, func)  # fmt: skip
         self._errors.append(err)
         log(self, "ERROR", str(err))
         return False
@@ -369,8 +403,22 @@ class OnnxParser(_FlagBits, TrtObject):
                 onnx.load_external_data_for_model(model, os.path.dirname(os.path.abspath(path)))
             except Exception as exc:
                 return self._fail("MODEL_DESERIALIZE_FAILED", f"Failed to load external weights: {exc}", func)
+        registry = M.get_plugin_registry()
+        plugins: list[str] = []
+        native_norm = hasattr(M.OnnxParserFlag, "NATIVE_INSTANCENORM") and self.get_flag(M.OnnxParserFlag.NATIVE_INSTANCENORM)
         for idx, node in enumerate(model.graph.node):
             known = node.domain in ("", "ai.onnx") and onnx.defs.has(node.op_type)
+            plugin = None
+            if node.op_type == "InstanceNormalization" and not native_norm:
+                plugin = "InstanceNormalization_TRT"  # the 8.6 parser's default importer uses the plugin
+            elif not known and node.op_type in registry._creators:
+                plugin = node.op_type  # "Attempting to import as plugin" finds the creator
+            if plugin is not None:
+                if plugin not in registry._creators:
+                    return self._fail("UNSUPPORTED_NODE", f"Plugin not found: {plugin} (call init_libnvinfer_plugins "
+                                      "or load the plugin library first)", "importNode", idx, node.name, node.op_type)  # fmt: skip
+                plugins.append(plugin)
+                continue
             if not known:
                 return self._fail(
                     "UNSUPPORTED_NODE",
@@ -409,6 +457,7 @@ class OnnxParser(_FlagBits, TrtObject):
             for i, n in enumerate(model.graph.node)
         ]
         net._onnx = model.SerializeToString()
+        net._plugins = sorted(set(plugins))
         log(self, "INFO", f"----------------------------------------------------------------\n"
             f"Input filename:   {path or '<bytes>'}\nONNX IR version:  {model.ir_version}\n"
             f"Opset version:    {model.opset_import[0].version if model.opset_import else 0}\n"
@@ -462,19 +511,36 @@ class IOptimizationProfile(TrtObject):
 _TIMING_MAGIC = b"EMUTC1"
 
 
+def gpu_id(owner: Any) -> str:
+    """The GPU a timing cache's verification header names (tests set ``EMULATOR_GPU_ID`` to switch GPUs)."""
+    return str(getattr(owner._M, "EMULATOR_GPU_ID", "Emulated GPU sm_86"))
+
+
 class ITimingCache(TrtObject):
-    def __init__(self, entries: dict[str, str], version: str) -> None:
+    """Entries are per GPU; the header names the TensorRT version and the GPU the cache was made on.
+
+    NvInfer.h (10.13, ITimingCache::combine): the input must come from the same TensorRT version, else
+    combine returns false; ``ignoreMismatch`` must be true to combine a cache made on another device.
+    Conflicting entries are skipped (the local one stays).
+    """
+
+    def __init__(self, entries: dict[str, str], version: str, device: str = "") -> None:
         self._entries = dict(entries)
         self._version = version
+        self._device = device
 
     def serialize(self) -> Any:
-        body = json.dumps({"trt_version": self._version, "entries": self._entries}, sort_keys=True).encode()
+        body = json.dumps({"trt_version": self._version, "device": self._device, "entries": self._entries},
+                          sort_keys=True).encode()  # fmt: skip
         return self._M.IHostMemory(_TIMING_MAGIC + body)
 
     def combine(self, input_cache: Any, ignore_mismatch: bool) -> bool:
-        if input_cache._version != self._version and not ignore_mismatch:
+        if input_cache._version != self._version:
             return False
-        self._entries.update(input_cache._entries)
+        if input_cache._device != self._device and not ignore_mismatch:
+            return False
+        for key, value in input_cache._entries.items():
+            self._entries.setdefault(key, value)
         return True
 
     def reset(self) -> bool:
@@ -482,9 +548,9 @@ class ITimingCache(TrtObject):
         return True
 
 
-def _parse_timing_cache(owner: Any, data: bytes) -> dict[str, str] | None:
+def _parse_timing_cache(owner: Any, data: bytes) -> tuple[dict[str, str], str] | None:
     if not data:
-        return {}
+        return {}, gpu_id(owner)
     if not data.startswith(_TIMING_MAGIC):
         return None
     try:
@@ -493,7 +559,7 @@ def _parse_timing_cache(owner: Any, data: bytes) -> dict[str, str] | None:
         return None
     if body.get("trt_version") != owner._L.version:
         return None
-    return dict(body.get("entries", {}))
+    return dict(body.get("entries", {})), str(body.get("device", ""))
 
 
 # ----------------------------------------------------------------------------------------------- callbacks
@@ -535,6 +601,12 @@ class IInt8Calibrator(TrtObject, metaclass=InitCheckedMeta):
         raise RuntimeError('Tried to call pure virtual function "IInt8Calibrator::write_calibration_cache"')
 
 
+class IInt8LegacyCalibrator(IInt8Calibrator):
+    """Python subclasses add get_quantile/get_regression_cutoff (pyInt8.cpp overrides them by name)."""
+
+    _algo = "LEGACY_CALIBRATION"
+
+
 class IInt8EntropyCalibrator2(IInt8Calibrator):
     _algo = "ENTROPY_CALIBRATION_2"
 
@@ -554,19 +626,36 @@ class IOutputAllocator(TrtObject, metaclass=InitCheckedMeta):
         self._trt_base_init = True
 
 
+#: Creators ``init_libnvinfer_plugins`` registers (a few of libnvinfer_plugin's; names as in plugin/*/).
+STANDARD_PLUGINS = ("InstanceNormalization_TRT", "EfficientNMS_TRT", "BatchedNMSDynamic_TRT", "ResizeNearest_TRT",
+                    "ScatterND", "GridAnchor_TRT", "RoiAlign_TRT", "ModulatedDeformConv2d")  # fmt: skip
+#: A plugin library for the double is a text file starting with this tag, then creator names, comma-separated.
+PLUGIN_LIBRARY_TAG = "EMULATED_TRT_PLUGIN_LIBRARY:"
+
+
 class IPluginRegistry(TrtObject):
+    """The process's one plugin registry (``get_plugin_registry``/``Builder.get_plugin_registry``): empty
+    until ``init_libnvinfer_plugins`` registers TensorRT's own creators or ``load_library`` a user library's."""
+
     error_recorder = Attr(None)
     parent_search_enabled = Attr(True)
 
     def __init__(self, logger: Any = None) -> None:
         self._logger = logger
         self._libraries: list[str] = []
+        self._creators: set[str] = set()
 
     def load_library(self, plugin_path: str) -> Any:
-        if not os.path.isfile(plugin_path):
+        try:
+            with open(plugin_path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        if not text.startswith(PLUGIN_LIBRARY_TAG):  # dlopen failed / no getCreators symbol
             if self._logger is not None:
                 log(self, "ERROR", f"Error Code 1: Internal Error (Could not load plugin library {plugin_path})")
             return None
+        self._creators |= {n.strip() for n in text[len(PLUGIN_LIBRARY_TAG):].split(",") if n.strip()}
         self._libraries.append(plugin_path)
         return len(self._libraries)
 
@@ -672,16 +761,21 @@ class IBuilderConfig(_FlagBits, TrtObject):
     # --- timing cache
     def create_timing_cache(self, serialized_timing_cache: Any) -> Any:
         data = bytes(memoryview(serialized_timing_cache))
-        entries = _parse_timing_cache(self, data)
-        if entries is None:
+        parsed = _parse_timing_cache(self, data)
+        if parsed is None:
             log(getattr(self, "_builder", None), "WARNING",
                 "The timing cache is invalid or was created by a different TensorRT version; it is ignored and "
                 "a new empty cache is created.")  # fmt: skip
-            entries = {}
-        return self._M.ITimingCache(entries, self._L.version)
+            parsed = ({}, gpu_id(self))
+        return self._M.ITimingCache(parsed[0], self._L.version, parsed[1])
 
     def set_timing_cache(self, cache: Any, ignore_mismatch: bool) -> bool:
-        if cache is not None and cache._version != self._L.version and not ignore_mismatch:
+        if cache is not None and cache._version != self._L.version:
+            return False
+        if cache is not None and cache._device != gpu_id(self) and not ignore_mismatch:
+            log(getattr(self, "_builder", None), "ERROR",
+                "Error Code 3: API Usage Error (The timing cache was created on a different device; pass "
+                "ignoreMismatch=true to use it.)")  # fmt: skip
             return False
         self._timing_cache = cache
         return True
@@ -735,7 +829,10 @@ class Builder(TrtObject):
     def logger(self) -> Any:
         return self._logger
 
-    num_DLA_cores = 0
+    @property
+    def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
+        return int(self._M._device_memory.dla_cores)
+
     max_DLA_batch_size = 1
     platform_has_fast_fp16 = True
     platform_has_fast_int8 = True
@@ -753,7 +850,7 @@ class Builder(TrtObject):
         return self._M.IOptimizationProfile()
 
     def get_plugin_registry(self) -> Any:
-        return self._M.IPluginRegistry(self._logger)
+        return self._M.get_plugin_registry()  # the same process-wide registry
 
     def is_network_supported(self, network: Any, config: Any) -> bool:
         return network._onnx is not None
@@ -768,13 +865,33 @@ class Builder(TrtObject):
         return None if plan is None else self._M.IHostMemory(plan)
 
 
+#: Network input types TensorRT reads calibration data in as they are; every other input is read as
+#: float32 (Polygraphy's calibrator.py set_input_metadata: "TensorRT requires non-index calibration
+#: inputs to be provided in float32").
+CALIBRATION_INDEX_TYPES = ("INT32", "INT64", "BOOL")
+
+
+def calibration_dtype(trt_dtype: str) -> np.dtype:
+    return np.dtype(TRT_TO_NUMPY[trt_dtype] if trt_dtype in CALIBRATION_INDEX_TYPES else np.float32)
+
+
 def calibration_arrays(mem: Any, ptrs: list[int], names: list[str], shapes: dict[str, list[int]],
                        dtypes: dict[str, str]) -> dict[str, np.ndarray]:  # fmt: skip
-    """Read one calibration batch out of emulated device memory."""
+    """Read one calibration batch out of emulated device memory.
+
+    TensorRT reads each input as the calibration profile's OPT shape in the type it expects and cannot
+    see the buffer's size. The double is stricter than a GPU: a buffer whose size is not exactly that
+    (a larger batch TensorRT would silently cut, a smaller one it would read past, data in another
+    dtype) is an error naming both sizes.
+    """
     out = {}
     for name, ptr in zip(names, ptrs):
-        dtype = np.dtype(TRT_TO_NUMPY[dtypes[name]])
+        dtype = calibration_dtype(dtypes[name])
         shape = shapes[name]
         nbytes = int(np.prod(shape)) * dtype.itemsize
+        have = mem.size_at(int(ptr))
+        if have != nbytes:
+            raise ValueError(f"calibration buffer for input {name} holds {have} bytes, but the calibration profile's "
+                             f"OPT shape {shape} in {dtype} needs {nbytes}")  # fmt: skip
         out[name] = np.frombuffer(bytes(mem.view(int(ptr), nbytes, "calibration get_batch")), dtype=dtype).reshape(shape)
     return out

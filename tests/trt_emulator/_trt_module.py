@@ -29,6 +29,7 @@ _CLASSES: list[tuple[str, type, tuple[str, ...]]] = [
     ("IInt8Calibrator", core.IInt8Calibrator, ()),
     ("IInt8EntropyCalibrator", core.IInt8EntropyCalibrator, ("IInt8Calibrator",)),
     ("IInt8EntropyCalibrator2", core.IInt8EntropyCalibrator2, ("IInt8Calibrator",)),
+    ("IInt8LegacyCalibrator", core.IInt8LegacyCalibrator, ("IInt8Calibrator",)),
     ("IInt8MinMaxCalibrator", core.IInt8MinMaxCalibrator, ("IInt8Calibrator",)),
     ("IOutputAllocator", core.IOutputAllocator, ()),
     ("IPluginRegistry", core.IPluginRegistry, ()),
@@ -38,6 +39,8 @@ _CLASSES: list[tuple[str, type, tuple[str, ...]]] = [
     ("ICudaEngine", rt.ICudaEngine, ()),
     ("IExecutionContext", rt.IExecutionContext, ()),
     ("EngineInspector", rt.EngineInspector, ()),
+    ("Refitter", rt.Refitter, ()),
+    ("OnnxParserRefitter", rt.OnnxParserRefitter, ()),
 ]
 
 # Module-level DataType aliases (tensorrt/__init__.py) and the level they need.
@@ -63,6 +66,11 @@ def build_module(level: Level, mem: DeviceMemory) -> types.ModuleType:
     mod.__file__ = __file__
     mod.EMULATOR_LEVEL = level.name  # type: ignore[attr-defined]
     mod._device_memory = mem  # type: ignore[attr-defined]
+    # Test hooks (never real TensorRT names): op types whose engines cannot be captured into a CUDA graph,
+    # the GPU that timing caches name, and every calibration batch TensorRT read.
+    mod.EMULATOR_CAPTURE_UNSAFE_OPS = set()  # type: ignore[attr-defined]
+    mod.EMULATOR_GPU_ID = "Emulated GPU sm_86"  # type: ignore[attr-defined]
+    mod.EMULATOR_CALIBRATION_READS = []  # type: ignore[attr-defined]
     for enum_name, members in level.enums.items():
         setattr(mod, enum_name, make_enum(enum_name, members))
     mod.Dims = Dims  # type: ignore[attr-defined]
@@ -93,11 +101,14 @@ def build_module(level: Level, mem: DeviceMemory) -> types.ModuleType:
             vol *= int(d)
         return vol
 
+    registry = mod.IPluginRegistry()
+
     def init_libnvinfer_plugins(logger: Any, namespace: str) -> bool:
+        registry._creators.update(core.STANDARD_PLUGINS)
         return True
 
     def get_plugin_registry() -> Any:
-        return mod.IPluginRegistry()
+        return registry
 
     def get_nv_onnx_parser_version() -> int:
         major, minor, patch = level.version_tuple[:3]

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
 from typing import Any
 
 import numpy as np
 
-from . import _plan
+from . import _formats, _plan
 from ._onnx_exec import TRT_TO_NUMPY, Executor, ort_dtype
 from ._trt_common import Attr, Dims, TrtObject, check_enum, log, to_dims
 
@@ -31,11 +32,14 @@ class Runtime(TrtObject):
     error_recorder = Attr(None)
     engine_host_code_allowed = Attr(False)
     temporary_directory = Attr("")
-    num_DLA_cores = 0
 
     def __init__(self, logger: Any) -> None:
         self._logger = logger
         self._lean_runtime: str | None = None
+
+    @property
+    def num_DLA_cores(self) -> int:  # noqa: N802 - TensorRT's name
+        return int(self._M._device_memory.dla_cores)
 
     @property
     def logger(self) -> Any:
@@ -81,7 +85,23 @@ class Runtime(TrtObject):
                                "assertion engineHostCodeAllowed failed. Cannot deserialize a version-compatible engine "
                                "with an embedded lean runtime unless runtime.engine_host_code_allowed is True.)")  # fmt: skip
             return None
-        return self._M.ICudaEngine(header, onnx_bytes, data, self._logger)
+        # Plugin layers find their creator in the process's plugin registry, which only
+        # init_libnvinfer_plugins (TensorRT's own plugins) and load_library (user libraries) fill.
+        registry = self._M.get_plugin_registry()
+        for plugin in header.get("plugins", []):
+            if plugin not in registry._creators:
+                log(self, "ERROR", f"1: [pluginV2Runner.cpp::load::303] Error Code 1: Serialization (Serialization "
+                                   f"assertion creator failed.Cannot deserialize plugin since corresponding "
+                                   f"IPluginCreator not found in Plugin Registry) [{plugin}]")  # fmt: skip
+                log(self, "ERROR", _DESERIALIZE_FAILED)
+                return None
+        mem = self._M._device_memory
+        device = mem.current_device()
+        engine = self._M.ICudaEngine(header, onnx_bytes, data, self._logger)
+        engine._device = 0 if device is None else device  # the CUDA runtime falls back to device 0's primary context
+        if header.get("device_type") == "DLA":
+            engine._dla_core = self.DLA_core if self.DLA_core >= 0 else 0
+        return engine
 
 
 class ICudaEngine(TrtObject):
@@ -95,6 +115,10 @@ class ICudaEngine(TrtObject):
         self._executor: Executor | None = None
         self._io = [dict(t, mode="INPUT") for t in header["inputs"]] + [dict(t, mode="OUTPUT") for t in header["outputs"]]
         self._by_name = {t["name"]: t for t in self._io}
+        self._device = 0
+        self._dla_core: int | None = None
+        self._refitted = False
+        self._contexts: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def _exec(self) -> Executor:
         if self._executor is None:
@@ -160,7 +184,11 @@ class ICudaEngine(TrtObject):
         return self.device_memory_size
 
     def __getitem__(self, index: int) -> str | None:
-        return self.get_tensor_name(index)
+        # pyCore.cpp (10.13, engine_getitem): negative indices count from the end; PY_ASSERT_INDEX_ERROR past it.
+        i = len(self._io) + index if index < 0 else index
+        if i >= len(self._io):
+            raise IndexError("Out of bounds")
+        return self.get_tensor_name(i)
 
     # --- name-based tensor API
     def get_tensor_name(self, index: int) -> str | None:
@@ -181,19 +209,30 @@ class ICudaEngine(TrtObject):
     def get_tensor_location(self, name: str) -> Any:
         return self._M.TensorLocation.DEVICE
 
+    def _format(self, name: str) -> str:
+        t = self._by_name.get(name)
+        if t is None:
+            return "LINEAR"
+        members = {k: int(v) for k, v in self._M.TensorFormat.__members__.items()}
+        return _formats.chosen_format(int(t.get("format", 0)), members)
+
     def get_tensor_format(self, name: str, profile_index: int = 0) -> Any:
-        return self._M.TensorFormat.LINEAR
+        return getattr(self._M.TensorFormat, self._format(name))
 
     def get_tensor_format_desc(self, name: str, profile_index: int = 0) -> str:
         t = self._by_name.get(name)
         dt = {"FLOAT": "FP32", "HALF": "FP16"}.get(t["dtype"], t["dtype"]) if t else "FP32"
-        return f"Row major linear {dt} format"
+        fmt = self._format(name)
+        if fmt == "LINEAR":
+            return f"Row major linear {dt} format"
+        return f"{dt} format {fmt} (vectorized, channels padded to {_formats.components(fmt)})"
 
     def get_tensor_vectorized_dim(self, name: str, profile_index: int = 0) -> int:
-        return -1
+        t = self._by_name.get(name)
+        return _formats.vectorized_dim(self._format(name), len(t["shape"])) if t else -1
 
     def get_tensor_components_per_element(self, name: str, profile_index: int = 0) -> int:
-        return 1
+        return _formats.components(self._format(name))
 
     def get_tensor_bytes_per_component(self, name: str, profile_index: int = 0) -> int:
         t = self._by_name.get(name)
@@ -205,10 +244,15 @@ class ICudaEngine(TrtObject):
     def is_debug_tensor(self, name: str) -> bool:
         return name in self._h.get("debug_tensors", [])
 
-    def get_tensor_profile_values(self, name: str, profile_index: int) -> list[list[int]]:
-        log(self, "ERROR", f"ICudaEngine::getProfileTensorValues: Error Code 3: API Usage Error (Parameter check "
-                           f"failed, condition: isShapeInferenceIO. {name} is not a shape tensor.)")  # fmt: skip
-        return []
+    def get_tensor_profile_values(self, name: int, profile_index: str) -> list[list[int]]:
+        # pyCore.cpp (10.13, get_tensor_profile_values): the lambda takes (profileIndex, tensorName) but is
+        # bound with the labels "name"_a, "profile_index"_a, so the first argument is the profile index.
+        profile, tensor = name, profile_index
+        if not isinstance(profile, int) or isinstance(profile, bool) or not isinstance(tensor, str):
+            raise TypeError("get_tensor_profile_values(): incompatible function arguments. The following argument "
+                            "types are supported:\n    1. (self: tensorrt.tensorrt.ICudaEngine, name: int, "
+                            f"profile_index: str) -> list[list[int]]\n\nInvoked with: {profile!r}, {tensor!r}")  # fmt: skip
+        raise RuntimeError("Binding index does not correspond to an input shape tensor.")  # PY_ASSERT_RUNTIME_ERROR
 
     def get_tensor_profile_shape(self, name: str, profile_index: int) -> list[Dims]:
         t = self._by_name.get(name)
@@ -255,6 +299,21 @@ class ICudaEngine(TrtObject):
     def serialize(self) -> Any:
         return self._M.IHostMemory(self._plan)
 
+    def _capture_unsafe(self) -> bool:
+        """Whether enqueueV3 fails under stream capture: tests name op types in EMULATOR_CAPTURE_UNSAFE_OPS."""
+        unsafe = getattr(self._M, "EMULATOR_CAPTURE_UNSAFE_OPS", set())
+        return any(layer["type"] in unsafe for layer in self._h["layers"])
+
+    def _free_profile(self) -> int:
+        """8.6 without PROFILE_SHARING_0806: a new context takes the first profile no other context uses."""
+        used = {c._profile for c in self._contexts}
+        return next((p for p in range(self.num_optimization_profiles) if p not in used), 0)
+
+    def _profile_in_use(self, context: Any, profile: int) -> bool:
+        if self._L.major >= 10:  # profile sharing is always on from 10.0
+            return False
+        return any(c is not context and c._profile == profile for c in self._contexts)
+
     def create_execution_context(self, strategy: Any = None) -> Any:
         if strategy is not None:
             check_enum(self, strategy, "ExecutionContextAllocationStrategy", "create_execution_context")
@@ -265,6 +324,79 @@ class ICudaEngine(TrtObject):
 
     def create_engine_inspector(self) -> Any:
         return self._M.EngineInspector(self)
+
+
+class Refitter(TrtObject):
+    """Refits an engine's weights. The double's plans keep the ONNX, so a refit checks that the weights come
+    from the same graph (initializer names and shapes) and then marks a weight-stripped engine runnable."""
+
+    error_recorder = Attr(None)
+    max_threads = Attr(1)
+    weights_validation = Attr(True)
+
+    def __init__(self, engine: Any, logger: Any) -> None:
+        self._engine = engine
+        self._logger = logger
+        self._weights: dict[str, tuple[int, ...]] | None = None
+
+    @property
+    def logger(self) -> Any:
+        return self._logger
+
+    def get_all_weights(self) -> list[str]:
+        return sorted(_initializers(self._engine._onnx))
+
+    def get_missing_weights(self) -> list[str]:
+        have = self._weights or {}
+        return [n for n in self.get_all_weights() if n not in have]
+
+    def refit_cuda_engine(self) -> bool:
+        expected = _initializers(self._engine._onnx)
+        if self._weights != expected:
+            missing = sorted(set(expected) - set(self._weights or {}))
+            log(self, "ERROR", f"IRefitter::refitCudaEngine: Error Code 3: API Usage Error (refit failed: missing or "
+                               f"mismatched weights {missing[:5]})")  # fmt: skip
+            return False
+        self._engine._refitted = True
+        return True
+
+    def refit_cuda_engine_async(self, stream_handle: int) -> bool:
+        return self.refit_cuda_engine()
+
+
+def _initializers(onnx_bytes: bytes) -> dict[str, tuple[int, ...]]:
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    return {i.name: tuple(int(d) for d in i.dims) for i in model.graph.initializer}
+
+
+class OnnxParserRefitter(TrtObject):
+    def __init__(self, refitter: Any, logger: Any) -> None:
+        self._refitter = refitter
+        self._logger = logger
+        self._errors: list[str] = []
+
+    @property
+    def num_errors(self) -> int:
+        return len(self._errors)
+
+    def get_error(self, index: int) -> Any:
+        return self._errors[index] if 0 <= index < len(self._errors) else None
+
+    def clear_errors(self) -> None:
+        self._errors.clear()
+
+    def refit_from_file(self, model: str) -> bool:
+        try:
+            with open(model, "rb") as f:
+                weights = _initializers(f.read())
+        except Exception as exc:
+            self._errors.append(f"Failed to parse the ONNX model {model}: {exc}")
+            log(self, "ERROR", self._errors[-1])
+            return False
+        self._refitter._weights = weights
+        return True
 
 
 class IExecutionContext(TrtObject):
@@ -279,6 +411,9 @@ class IExecutionContext(TrtObject):
         self._engine = engine
         self._logger = engine._logger
         self._profile = 0
+        if engine._L.major < 10:
+            self._profile = engine._free_profile()
+        engine._contexts.add(self)
         self._shapes: dict[str, list[int]] = {}
         self._addrs: dict[str, int] = {}
         self._strategy = strategy
@@ -295,11 +430,18 @@ class IExecutionContext(TrtObject):
         return self._profile
 
     def set_optimization_profile_async(self, profile_index: int, stream_handle: int) -> bool:
+        # pyCore.cpp (8.6 and 10.13, context_set_optimization_profile_async): the binding wraps the C++ call in
+        # PY_ASSERT_RUNTIME_ERROR, so a failure raises RuntimeError and success always returns True.
         if not 0 <= profile_index < self._engine.num_optimization_profiles:
             log(self, "ERROR", f"IExecutionContext::setOptimizationProfileAsync: Error Code 3: API Usage Error "
                                f"(Parameter check failed, condition: profileIndex >= 0 && profileIndex < "
                                f"mEngine.getNbOptimizationProfiles(). profileIndex={profile_index})")  # fmt: skip
-            return False
+            raise RuntimeError("Error in set optimization profile async.")
+        if self._engine._profile_in_use(self, profile_index):
+            log(self, "ERROR", f"IExecutionContext::setOptimizationProfileAsync: Error Code 3: API Usage Error "
+                               f"(Parameter check failed, condition: !mEngine.isProfileInUse(profileIndex). Profile "
+                               f"{profile_index} is used by another execution context.)")  # fmt: skip
+            raise RuntimeError("Error in set optimization profile async.")
         if profile_index != self._profile:
             self._shapes.clear()  # input shapes must be set again for the new profile
         self._profile = profile_index
@@ -316,6 +458,8 @@ class IExecutionContext(TrtObject):
 
     def set_input_shape(self, name: str, shape: Any) -> bool:
         t = self._engine._by_name.get(name)
+        if not isinstance(shape, Dims) and len(list(shape)) > Dims.MAX_DIMS:  # pyCore.cpp castDimsFromPyIterable
+            raise RuntimeError("The number of input dims exceeds the maximum allowed number of dimensions")
         dims = to_dims(shape)
         prefix = "IExecutionContext::setInputShape: Error Code 3: API Usage Error (Parameter check failed, condition: "
         if t is None or t["mode"] != "INPUT":
@@ -372,12 +516,7 @@ class IExecutionContext(TrtObject):
 
     def get_tensor_strides(self, name: str) -> Dims:
         shape = list(self.get_tensor_shape(name))
-        strides: list[int] = []
-        acc = 1
-        for d in reversed(shape):
-            strides.insert(0, acc)
-            acc *= max(d, 1)
-        return Dims(strides)
+        return Dims(_formats.strides(shape, self._engine._format(name)))
 
     # --- addresses
     def set_tensor_address(self, name: str, memory: int) -> bool:
@@ -421,6 +560,22 @@ class IExecutionContext(TrtObject):
 
     # --- execution
     def execute_async_v3(self, stream_handle: int) -> bool:
+        mem = self._M._device_memory
+        handle = int(stream_handle)
+        if handle in mem.capturing:
+            # Under stream capture the work is recorded. An engine with operations CUDA graphs cannot hold makes
+            # enqueueV3 return False (sampleInference.cpp 10.13, createEnqueueFunction); the capture itself stays
+            # valid, so cudaStreamEndCapture hands back a graph without the engine's work in it, one that "should
+            # not be used" (sampleDevice.h, TrtCudaGraph::endCaptureOnError, case 2).
+            if self._engine._capture_unsafe():
+                log(self, "ERROR", "1: [executionContext.cpp::enqueueV3] Error Code 1: Cuda Runtime (operation not "
+                                   "permitted when stream is capturing)")  # fmt: skip
+                return False
+            if not self._check_enqueue(dict(self._addrs), "enqueueV3"):
+                return False
+            addrs = dict(self._addrs)
+            mem.capturing[handle].append(lambda: self._execute(addrs, "enqueueV3"))
+            return True
         return self._execute(dict(self._addrs), "enqueueV3")
 
     def execute_v2(self, bindings: list[int]) -> bool:
@@ -441,7 +596,32 @@ class IExecutionContext(TrtObject):
     def get_binding_shape(self, binding: int) -> Dims:
         return self.get_tensor_shape(str(self._engine.get_binding_name(binding)))
 
+    def _check_enqueue(self, addrs: dict[str, int], api: str) -> bool:
+        """The device checks of an enqueue: the engine's device is current and every address is on it."""
+        mem = self._M._device_memory
+        current = mem.current_device()
+        current = 0 if current is None else current
+        if current != self._engine._device:
+            log(self, "ERROR", f"1: [executionContext.cpp::{api}] Error Code 1: Cuda Runtime (invalid device context: "
+                               f"the engine was deserialized on device {self._engine._device} but device {current} "
+                               "is current)")  # fmt: skip
+            return False
+        for name, ptr in addrs.items():
+            owner = mem.device_at(ptr)
+            if owner is not None and owner != self._engine._device:
+                log(self, "ERROR", f"1: [executionContext.cpp::{api}] Error Code 1: Cuda Runtime (an illegal memory "
+                                   f"access was encountered: tensor {name} is in device {owner}'s memory, the engine "
+                                   f"runs on device {self._engine._device})")  # fmt: skip
+                return False
+        return True
+
     def _execute(self, addrs: dict[str, int], api: str) -> bool:
+        if not self._check_enqueue(addrs, api):
+            return False
+        if "STRIP_PLAN" in self._engine._h["flags"] and not self._engine._refitted:
+            log(self, "ERROR", f"IExecutionContext::{api}: Error Code 3: API Usage Error (The engine was built with "
+                               "kSTRIP_PLAN and has not been refitted; refit its weights before inference.)")  # fmt: skip
+            return False
         prefix = f"IExecutionContext::{api}: Error Code 3: API Usage Error (Parameter check failed, condition: "
         missing_shapes = self.infer_shapes()
         if missing_shapes:
@@ -473,9 +653,10 @@ class IExecutionContext(TrtObject):
             for t in self._inputs():
                 shape = self._input_shape(t) or []
                 dtype = np.dtype(TRT_TO_NUMPY[t["dtype"]])
-                nbytes = int(np.prod(shape)) * dtype.itemsize
+                fmt = self._engine._format(t["name"])
+                nbytes = _formats.nbytes(shape, fmt, dtype.itemsize)  # vectorized formats read padded channels
                 raw = bytes(mem.view(addrs[t["name"]], nbytes, api)) if nbytes else b""
-                arr = np.frombuffer(raw, dtype=dtype).reshape(shape)
+                arr = _formats.from_layout(np.frombuffer(raw, dtype=dtype), shape, fmt)
                 feeds[t["name"]] = arr.astype(ort_dtype(ex.input_types[t["name"]]), copy=False)
             results = ex.run(feeds)
             expected = self._output_shapes()
@@ -487,7 +668,7 @@ class IExecutionContext(TrtObject):
                 want = expected.get(t["name"])
                 if want is not None and tuple(arr.shape) != tuple(want):
                     raise RuntimeError(f"output {t['name']} has shape {arr.shape}, expected {want}")
-                data = np.ascontiguousarray(arr.astype(TRT_TO_NUMPY[t["dtype"]], copy=False))
+                data = _formats.to_layout(arr.astype(TRT_TO_NUMPY[t["dtype"]], copy=False), self._engine._format(t["name"]))
                 allocator = self._allocators.get(t["name"])
                 if allocator is not None:
                     addrs[t["name"]] = self._allocate(allocator, t["name"], addrs.get(t["name"], 0), data)

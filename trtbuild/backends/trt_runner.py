@@ -71,8 +71,20 @@ class TrtRunner(Runner):
 
     backend = "tensorrt"
 
-    def __init__(self, engine: str | os.PathLike[str], *, name: str = "trt", profile_index: int | None = None) -> None:
+    def __init__(
+        self,
+        engine: str | os.PathLike[str],
+        *,
+        name: str = "trt",
+        profile_index: int | None = None,
+        device: int | None = None,
+        dla_core: int | None = None,
+        plugin_libraries: tuple[str, ...] = (),
+    ) -> None:
         super().__init__()
+        self.device = device  # None: the device the manifest names, else 0
+        self.dla_core = dla_core  # None: the core the manifest names
+        self.plugin_libraries = plugin_libraries  # from the user's flags only, never from a manifest
         self.engine_path = Path(engine).expanduser()
         if not self.engine_path.exists():
             raise EngineFileError(f"Engine {self.engine_path} does not exist; build one with `trtbuild build`.")
@@ -89,7 +101,8 @@ class TrtRunner(Runner):
             raise MissingDependencyError(
                 f"Running a TensorRT engine needs trtbuild's TensorRT runtime, which cannot be imported here ({exc})."
             ) from None
-        runtime = TrtRuntime(self.engine_path, profile_index=self.profile_index, name=self.name)
+        runtime = TrtRuntime(self.engine_path, profile_index=self.profile_index, name=self.name, device=self.device,
+                             dla_core=self.dla_core, plugin_libraries=self.plugin_libraries)  # fmt: skip
         runtime.activate()  # raises MissingDependencyError when TensorRT or PyCUDA is missing
         self.runtime = runtime
         self.is_active = True

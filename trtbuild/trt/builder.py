@@ -104,7 +104,7 @@ HANDLED_OPTIONS: dict[str, str] = {
     "direct_io": "BuilderFlag.DIRECT_IO",
     "layer_device_types": "IBuilderConfig.set_device_type per layer",
     "allow_gpu_fallback": "BuilderFlag.GPU_FALLBACK",
-    "build_dla_standalone": "EngineCapability.DLA_STANDALONE",
+    "build_dla_standalone": "refused: EngineCapability.DLA_STANDALONE makes a cuDLA loadable, not a TensorRT plan",
     "save_engine": "the engine path",
     "tactic_sources": "IBuilderConfig.set_tactic_sources from TacticSource names",
     "no_builder_cache": "BuilderFlag.DISABLE_TIMING_CACHE",
@@ -200,8 +200,8 @@ def build_engine(
         _apply_config(builder, config, plan, precision, applied)
         _apply_plugins_to_serialize(parser, config, spec)
         profiles = _add_profiles(builder, network, config, b.profiles, logger)
-        _apply_calibrator(config, precision, profiles, b.calib_profile)
-        cache = _TimingCache(b.timing_cache_file) if b.timing_cache_file else None
+        _apply_calibrator(builder, network, config, plan, precision, profiles, applied)
+        cache = _TimingCache(b.timing_cache_file, plan.timing_cache_ignore_mismatch) if b.timing_cache_file else None
         if cache is not None:
             cache.attach(config)
         io_tensors = _network_io(network)
@@ -247,8 +247,13 @@ def _check_combinations(plan: BuildPlan) -> None:
     if b.sparsity == "force":
         raise SpecError("--sparsity=force (prune weights to 2:4 at build time) is deprecated and not supported by "
                         "trtbuild; prune the model first (e.g. with ModelOpt sparsity) and build with --sparsity=enable.")  # fmt: skip
-    if b.build_dla_standalone and plan.spec.system.use_dla_core is None:
-        raise SpecError("--buildDLAStandalone needs --useDLACore=N: a DLA loadable is built for one DLA core.")
+    if b.build_dla_standalone:
+        # trtexec's help (sampleOptions.cpp): the output "can be loaded by cuDLA", and trtexec skips inference for
+        # it. It is not a TensorRT plan, so it could be neither written as model.engine (checked for the plan
+        # tag) nor run; refuse before the build instead of after it.
+        raise SpecError("--buildDLAStandalone builds a cuDLA loadable, not a TensorRT engine, and trtbuild writes, "
+                        "checks and runs TensorRT engines only; build the loadable with `trtexec --onnx=MODEL "
+                        "--useDLACore=N --buildDLAStandalone --saveEngine=model.dla` and load it with cuDLA.")
 
 
 def _plan_precision(plan: BuildPlan, calibrator: Any) -> _Precision:
@@ -739,15 +744,12 @@ def _apply_dla(builder: Any, config: Any, plan: BuildPlan, precision: _Precision
     applied.settings["DLA_core"] = core
     if b.allow_gpu_fallback:
         _set_flag(config, "GPU_FALLBACK", "--allowGPUFallback", applied)
-    if b.build_dla_standalone:
-        capability = _enum_value("EngineCapability", "DLA_STANDALONE", "--buildDLAStandalone")
-        _set_attr(config, "engine_capability", capability, "--buildDLAStandalone", applied)
-    if has_precision_flags(trt) and not b.strongly_typed:
-        # As trtexec <= 10: DLA runs FP16 or INT8 only, so FP16 unless INT8 was asked, and prefer those types.
-        if not any(f in precision.flags for f in ("FP16", "INT8")):
-            log.info("DLA runs FP16 or INT8 only: allowing FP16.")
-            _set_flag(config, "FP16", "--useDLACore", applied)
-        _set_flag(config, "PREFER_PRECISION_CONSTRAINTS", "--useDLACore", applied)
+    if has_precision_flags(trt):
+        for flag in plan.dla_builder_flags(precision.flags):  # the plan decides (FP16 allowed; PREFER unless obey)
+            if flag == "FP16":
+                log.info("DLA runs FP16 or INT8 only: allowing FP16.")
+            if flag not in applied.flags:
+                _set_flag(config, flag, "--useDLACore", applied)
 
 
 def _apply_plugins_to_serialize(parser: Any, config: Any, spec: Any) -> None:
@@ -807,20 +809,56 @@ def _add_profiles(builder: Any, network: Any, config: Any, profiles: list[Any], 
     return created
 
 
-def _apply_calibrator(config: Any, precision: _Precision, profiles: list[Any], calib_profile: int | None) -> None:
+def _apply_calibrator(builder: Any, network: Any, config: Any, plan: BuildPlan, precision: _Precision,
+                      profiles: list[Any], applied: _Applied) -> None:  # fmt: skip
+    calib_profile = plan.spec.build.calib_profile
     if precision.calibrator is None:
         if calib_profile is not None:
             log.warning("--calibProfile is ignored: there is no INT8 calibration in this build.")
         return
     if not has_calibrators(trt) or not hasattr(config, "int8_calibrator"):
         raise _unsupported("INT8 calibration", "IBuilderConfig.int8_calibrator")
-    config.int8_calibrator = precision.calibrator
-    if profiles:
+    calibrator = precision.calibrator
+    config.int8_calibrator = calibrator
+    inputs = [network.get_input(i) for i in range(network.num_inputs)]
+    data = getattr(calibrator, "data", None)
+    shapes = plan.calibration_shapes(getattr(data, "batch_shapes", None))
+    if shapes is not None:
+        missing = [t.name for t in inputs if t.name not in shapes]
+        if missing:
+            raise SpecError(f"The calibration data has no batches for the network input(s) {', '.join(missing)}; give "
+                            "calibration data for every input (--calib-data with named .npz arrays).")  # fmt: skip
+        # A dedicated calibration profile of the batch shapes, not added to the config (trtexec does the same).
+        dedicated = builder.create_optimization_profile()
+        for t in inputs:
+            dedicated.set_shape(t.name, shapes[t.name], shapes[t.name], shapes[t.name])
+        if not config.set_calibration_profile(dedicated):
+            raise SpecError(f"TensorRT {_version()} rejected the calibration profile of the batch shapes "
+                            f"{shapes}.")  # fmt: skip
+        applied.settings["calibration_profile"] = {n: "x".join(map(str, d)) for n, d in shapes.items()}
+    elif profiles:
         index = calib_profile or 0
         if not 0 <= index < len(profiles):
             raise SpecError(f"--calibProfile={index}: the build has {len(profiles)} profiles (0..{len(profiles) - 1}).")
         if not config.set_calibration_profile(profiles[index]):
             raise SpecError(f"TensorRT {_version()} rejected profile {index} as the calibration profile.")
+        ranges = plan.spec.build.profiles[index].shapes
+        shapes = {t.name: tuple(ranges[t.name].opt) if t.name in ranges else tuple(int(d) for d in t.shape)
+                  for t in inputs}  # fmt: skip
+    else:
+        shapes = {t.name: tuple(int(d) for d in t.shape) for t in inputs}
+    if hasattr(calibrator, "set_network_inputs"):
+        calibrator.set_network_inputs({t.name: calibration_dtype(dtype_name(trt, t.dtype)) for t in inputs}, shapes)
+
+
+def calibration_dtype(name: str) -> str:
+    """The numpy type TensorRT reads a calibration input in: index types as they are, all else float32.
+
+    Polygraphy's calibrator (backend/trt/calibrator.py, set_input_metadata): "TensorRT requires non-index
+    calibration inputs to be provided in float32" (index: float32, int32, int64, bool). The name is the
+    *network* input's type, so on 8.x an ONNX int64 input is read as int32 (the parser casts it down).
+    """
+    return name if name in ("int32", "int64", "bool") else "float32"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -830,8 +868,9 @@ def _apply_calibrator(config: Any, precision: _Precision, profiles: list[Any], c
 class _TimingCache:
     """A timing cache file shared by builds: loaded before, merged and saved after, under a file lock."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, ignore_mismatch: bool = True) -> None:
         self.path = Path(path)
+        self.ignore_mismatch = ignore_mismatch  # decided by the plan (BuildPlan.timing_cache_ignore_mismatch)
 
     def _read(self) -> bytes:
         return self.path.read_bytes() if self.path.is_file() else b""
@@ -839,7 +878,7 @@ class _TimingCache:
     def attach(self, config: Any) -> None:
         data = self._read()
         cache = config.create_timing_cache(data)
-        if cache is None or not config.set_timing_cache(cache, False):
+        if cache is None or not config.set_timing_cache(cache, self.ignore_mismatch):
             log.warning("The timing cache %s does not match this TensorRT/GPU; starting from an empty cache.", self.path)
             cache = config.create_timing_cache(b"")
             config.set_timing_cache(cache, True)
@@ -857,7 +896,7 @@ class _TimingCache:
             data = self._read()
             if data:
                 on_disk = config.create_timing_cache(data)
-                if on_disk is not None and on_disk.combine(built, False):
+                if on_disk is not None and on_disk.combine(built, self.ignore_mismatch):
                     merged = on_disk
                 else:
                     log.warning("The timing cache %s was made by another TensorRT/GPU; replacing it.", self.path)

@@ -146,6 +146,8 @@ def _calibrator_class(trt: ModuleType, base: Any) -> type:
             self._progress: Any = None
             self._task: Any = None
             self.batches_served = 0
+            self.input_dtypes: dict[str, str] = {}  # numpy type TensorRT reads each input in (set by the builder)
+            self.input_shapes: dict[str, tuple[int, ...]] = {}  # the calibration profile's OPT shapes
             self.cache_read = False
             self.cache_written = False
             self.error: BaseException | None = None
@@ -198,6 +200,11 @@ def _calibrator_class(trt: ModuleType, base: Any) -> type:
                 self.error = exc
                 log.error("Could not write the calibration cache %s: %s", self.cache_path, exc)
 
+        def set_network_inputs(self, dtypes: dict[str, str], shapes: dict[str, tuple[int, ...]]) -> None:
+            """What TensorRT will read per input: its numpy type and the calibration profile's OPT shape."""
+            self.input_dtypes = dict(dtypes)
+            self.input_shapes = {n: tuple(int(d) for d in s) for n, s in shapes.items()}
+
         # ---- helpers
 
         def _start(self) -> None:
@@ -224,8 +231,23 @@ def _calibrator_class(trt: ModuleType, base: Any) -> type:
                     f"TensorRT asks for the input '{name}', but the calibration data has {', '.join(batch)}."
                 )
             array = np.asarray(batch[name])
-            # TensorRT reads calibration inputs as float32 (index inputs keep their integer type).
-            array = np.ascontiguousarray(array, dtype=np.float32 if array.dtype.kind == "f" else array.dtype)
+            # TensorRT reads each input in the type the builder said (float32 unless it is an index type; an 8.x
+            # network's int64 inputs are int32) and as the calibration profile's OPT shape: the buffer must be
+            # exactly that, or TensorRT reads part of it or past its end.
+            wanted = self.input_dtypes.get(name) or ("float32" if array.dtype.kind in "fu" else str(array.dtype))
+            if wanted == "int32" and array.dtype.kind in "iu" and array.size:
+                lo, hi = int(array.min()), int(array.max())
+                if lo < -(2**31) or hi >= 2**31:
+                    raise CalibrationError(f"Calibration input '{name}' has values outside int32 ({lo}..{hi}), the "
+                                           f"type TensorRT {self.trt_version} reads it in.")  # fmt: skip
+            array = np.ascontiguousarray(array, dtype=np.dtype(wanted))
+            expected = self.input_shapes.get(name)
+            if expected is not None and tuple(array.shape) != expected:
+                raise CalibrationError(
+                    f"Calibration batch for '{name}' has the shape {'x'.join(map(str, array.shape))}, but TensorRT "
+                    f"reads {'x'.join(map(str, expected))} (the calibration profile's OPT shape); calibrate with "
+                    "batches of that shape."
+                )
             driver = self._driver
             assert driver is not None
             buffer = self._buffers.get(name)

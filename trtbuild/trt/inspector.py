@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,10 +35,14 @@ def deserialize_engine(
         raise EngineFileError(f"{source} is not a TensorRT plan (it does not start with 'ftrt'); refusing to load it.")
     logger = get_logger(verbose)
     logger.take_errors()
+    from trtbuild.trt.runtime import ALLOW_HOST_CODE_ENV, register_plugins
+
+    register_plugins(trt, logger)  # TensorRT's own plugins, before deserializing (as Polygraphy/trtexec)
     runtime = trt.Runtime(logger)
     manifest = manifest or {}
     compat = manifest.get("compatibility") or {}
-    if compat.get("version_compatible") and hasattr(runtime, "engine_host_code_allowed"):
+    allow_host_code = compat.get("version_compatible") or os.environ.get(ALLOW_HOST_CODE_ENV, "") == "1"
+    if allow_host_code and hasattr(runtime, "engine_host_code_allowed"):
         # A version-compatible plan embeds the lean runtime, which only runs when host code is allowed.
         runtime.engine_host_code_allowed = True
     dla_core = manifest.get("dla_core")

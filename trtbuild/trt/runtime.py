@@ -3,8 +3,13 @@
 Only the name-based tensor API is used (``num_io_tensors``, ``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``): it is the one API TensorRT 8.5 through 11.x share.
 
-- The CUDA context is the device's *primary* context (``pycuda.autoprimaryctx``), which is the one the
-  CUDA runtime inside TensorRT uses; ``pycuda.autoinit`` would create a second context.
+- The CUDA context is the *primary* context of the engine's device (``--device``, else the device the
+  manifest says it was built on, else 0): the one the CUDA runtime inside TensorRT uses. It is pushed on
+  ``activate`` and popped on ``deactivate`` after every buffer, context and engine is gone
+  (``pycuda.autoprimaryctx`` would always take device 0; ``pycuda.autoinit`` a second context).
+- Before deserializing, TensorRT's own plugins are registered (``init_libnvinfer_plugins``, as Polygraphy's
+  ``EngineFromBytes`` and trtexec do) and the user's plugin libraries, if named, are loaded. Libraries come
+  only from the caller (command-line flags), never from a manifest.
 - Buffers (page-locked host + device) are sized for the largest shape of the profile in use and allocated
   once; a later profile with larger maxima grows them. Shapes and tensor addresses are set only when the
   input shapes change.
@@ -15,8 +20,9 @@ Only the name-based tensor API is used (``num_io_tensors``, ``set_input_shape``,
   ``IOutputAllocator``; all others use the preallocated buffers.
 - ``time_trtexec`` is trtexec's loop: CUDA events around H2D/compute/D2H, the host clock around
   ``execute_async_v3`` (or the CUDA graph launch) only, two queries in flight, warm-up and duration judged
-  on GPU time. CUDA graphs are used when this PyCUDA can capture them (``Stream.begin_capture``) or
-  cuda-python is installed; otherwise the mode says "no-graph".
+  on GPU time. CUDA graphs are captured through cuda-python (``cuda-bindings``; no released PyCUDA binds
+  stream capture). An engine whose enqueue fails under capture is timed without a graph, as trtexec does;
+  without cuda-python the mode says "no-graph" and why.
 """
 
 from __future__ import annotations
@@ -43,34 +49,90 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+#: Lets ``bench``/``compare`` deserialize a version-compatible engine that has no manifest (trtexec's
+#: ``--versionCompatible`` at load time): such a plan carries host code (its lean runtime) that runs here.
+ALLOW_HOST_CODE_ENV = "TRTBUILD_ALLOW_ENGINE_HOST_CODE"
+
+
 def import_pycuda() -> ModuleType:
-    """``pycuda.driver`` with the primary context current (``pycuda.autoprimaryctx``)."""
+    """``pycuda.driver``, initialized, with at least one CUDA device (no context is made current here)."""
     import importlib
 
     try:
-        importlib.import_module("pycuda.autoprimaryctx")
-        return importlib.import_module("pycuda.driver")
+        driver = importlib.import_module("pycuda.driver")
+        driver.init()
+        if int(driver.Device.count()) < 1:
+            raise RuntimeError("no CUDA device is visible")
+        return driver
     except ImportError as exc:
         raise MissingDependencyError(
             f"Running a TensorRT engine needs PyCUDA ({exc}): pip install pycuda (it needs the CUDA toolkit and "
             "an NVIDIA driver; on a Jetson build it on the device)."
         ) from None
     except Exception as exc:  # pycuda.driver.Error / OSError: no driver, no device
-        raise MissingDependencyError(f"PyCUDA could not open the GPU's primary CUDA context ({exc}); check the "
-                                     "NVIDIA driver (nvidia-smi) and that a GPU is visible.") from None  # fmt: skip
+        raise MissingDependencyError(f"PyCUDA could not initialize CUDA ({exc}); check the NVIDIA driver "
+                                     "(nvidia-smi) and that a GPU is visible.") from None  # fmt: skip
 
 
-def read_plan(engine: str | os.PathLike[str]) -> tuple[bytes, dict[str, Any] | None]:
-    """The plan bytes and manifest, checked by ``trtbuild.engine_file`` when that module is present."""
+def push_device_context(cuda: ModuleType, device: int) -> Any:
+    """Make ``device``'s primary context current (the context TensorRT's CUDA runtime uses) and return it.
+
+    trtexec selects the device with ``cudaSetDevice`` (samples/common/sampleDevice.h, setCudaDevice), which
+    binds the device's primary context; PyCUDA reaches the same context through ``retain_primary_context``.
+    """
+    count = int(cuda.Device.count())
+    if not 0 <= device < count:
+        raise TrtbuildError(f"--device={device}: this machine has {count} CUDA device(s) (0..{count - 1}); pick one "
+                            "of them (nvidia-smi lists them).")  # fmt: skip
     try:
-        from trtbuild.engine_file import load_engine_bytes  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # engine_file comes with the builder: read the plan raw until then
-        path = Path(engine)
-        if not path.exists():
-            raise EngineFileError(f"Engine {path} does not exist; build one with `trtbuild build`.") from None
-        return path.read_bytes(), None
-    data, manifest = load_engine_bytes(engine)
+        context = cuda.Device(device).retain_primary_context()
+        context.push()
+    except Exception as exc:  # pycuda.driver.Error
+        raise MissingDependencyError(f"PyCUDA could not open the primary CUDA context of device {device} ({exc}); "
+                                     "check the NVIDIA driver (nvidia-smi).") from None  # fmt: skip
+    return context
+
+
+def read_plan(engine: str | os.PathLike[str], device: int | None = None) -> tuple[bytes, dict[str, Any] | None]:
+    """The plan bytes and manifest, checked against this host (``device``: the GPU it will run on)."""
+    from trtbuild.engine_file import host_info, load_engine_bytes
+
+    host = host_info(device) if device is not None else None
+    data, manifest = load_engine_bytes(engine, host=host)
     return bytes(data) if not isinstance(data, bytes) else data, manifest
+
+
+def register_plugins(trt: Any, logger: Any, libraries: Sequence[str] = ()) -> None:
+    """TensorRT's own plugins, then the user's plugin libraries, before any engine is deserialized.
+
+    Polygraphy's ``EngineFromBytes`` (backend/trt/loader.py) calls ``init_libnvinfer_plugins(logger, "")``
+    before ``deserialize_cuda_engine``; trtexec loads ``--dynamicPlugins`` through the plugin registry's
+    ``loadLibrary`` (samples/common/sampleEngines.cpp, RuntimeImpl) and ``--staticPlugins`` with dlopen.
+    """
+    init = getattr(trt, "init_libnvinfer_plugins", None)
+    if init is not None:
+        init(logger, "")
+    if not libraries:
+        return
+    registry = trt.get_plugin_registry()
+    for path in libraries:
+        if not Path(path).is_file():
+            raise EngineFileError(f"Plugin library {path} does not exist; pass the path of the .so that holds the "
+                                  "engine's plugins.")  # fmt: skip
+        if hasattr(registry, "load_library"):
+            if registry.load_library(str(path)) is None:
+                raise EngineFileError(f"TensorRT {trt.__version__} could not load the plugin library {path}; check "
+                                      "that it was built for this TensorRT version.")  # fmt: skip
+        else:  # older bindings: dlopen it globally so its static registration runs (Polygraphy's LoadPlugins)
+            import ctypes
+
+            try:
+                _LOADED_LIBRARIES.append(ctypes.CDLL(str(path), mode=getattr(ctypes, "RTLD_GLOBAL", 0)))
+            except OSError as exc:
+                raise EngineFileError(f"Cannot load the plugin library {path} ({exc}).") from None
+
+
+_LOADED_LIBRARIES: list[Any] = []  # plugin libraries stay loaded for the process
 
 
 @dataclass
@@ -169,9 +231,19 @@ class TrtRuntime(Runner):
         profile_index: int | None = None,
         name: str = "trt",
         verbose: bool = False,
+        device: int | None = None,
+        dla_core: int | None = None,
+        plugin_libraries: Sequence[str] = (),
+        allow_host_code: bool | None = None,
     ) -> None:
         super().__init__()
         self.engine_source = engine
+        self.requested_device = device
+        self.requested_dla_core = dla_core
+        self.plugin_libraries = list(plugin_libraries)
+        self.allow_host_code = allow_host_code
+        self.device_index: int | None = None  # the CUDA device the engine runs on, once active
+        self._cuda_context: Any = None
         self.engine_path = None if isinstance(engine, (bytes, bytearray, memoryview)) else Path(engine)
         self.requested_profile = profile_index
         self.name = name
@@ -201,35 +273,81 @@ class TrtRuntime(Runner):
 
     def activate(self) -> None:
         from trtbuild.trt.compat import import_tensorrt
-        from trtbuild.trt.logger import get_logger
 
         trt = import_tensorrt()
         cuda = import_pycuda()
         if isinstance(self.engine_source, (bytes, bytearray, memoryview)):
             plan = bytes(self.engine_source)
         else:
-            plan, self.manifest = read_plan(self.engine_source)
+            plan, self.manifest = read_plan(self.engine_source, self.requested_device)
+        device = self.requested_device
+        if device is None:
+            from trtbuild.engine_file import manifest_device
+
+            device = manifest_device(self.manifest or {}) or 0
+        self._cuda_context = push_device_context(cuda, device)
+        self.device_index = device
+        try:
+            self._load(trt, cuda, plan)
+        except BaseException:
+            self.deactivate()
+            raise
+        self.is_active = True
+
+    def _load(self, trt: Any, cuda: Any, plan: bytes) -> None:
+        from trtbuild.trt.logger import get_logger
+
         logger = get_logger(self.verbose)
+        self._logger = logger
+        register_plugins(trt, logger, self.plugin_libraries)
         runtime = trt.Runtime(logger)
+        dla_core = self.requested_dla_core
+        if dla_core is None and isinstance((self.manifest or {}).get("dla_core"), int):
+            dla_core = int(self.manifest["dla_core"])  # type: ignore[index]
+        if dla_core is not None and dla_core >= 0:
+            # trtexec: runtime->setDLACore before deserializing (samples/common/sampleEngines.cpp, RuntimeImpl).
+            cores = int(getattr(runtime, "num_DLA_cores", 0))
+            if dla_core >= cores:
+                raise TrtbuildError(f"The engine runs on DLA core {dla_core}, but this device has {cores} DLA core(s); "
+                                    "run it on the Jetson it was built for, or pass --useDLACore with a core it has.")  # fmt: skip
+            runtime.DLA_core = dla_core
         compat = (self.manifest or {}).get("compatibility") or {}
-        if compat.get("version_compatible") and hasattr(runtime, "engine_host_code_allowed"):
-            runtime.engine_host_code_allowed = True  # version-compatible plans embed the lean runtime
+        allow = self.allow_host_code
+        if allow is None:
+            allow = bool(compat.get("version_compatible")) or os.environ.get(ALLOW_HOST_CODE_ENV, "") == "1"
+        if allow and hasattr(runtime, "engine_host_code_allowed"):
+            # Version-compatible plans embed the lean runtime (host code). trtexec allows it only with
+            # --versionCompatible (sampleEngines.cpp: setEngineHostCodeAllowed); Polygraphy's EngineFromBytes
+            # always does. trtbuild follows trtexec: an engine file may come from someone else, and its host
+            # code runs on load, so it needs the manifest trtbuild wrote or the user's explicit opt-in.
+            runtime.engine_host_code_allowed = True
         engine = runtime.deserialize_cuda_engine(plan)
         if engine is None:
             errors: list[str] = getattr(logger, "take_errors", list)()
             where = str(self.engine_path) if self.engine_path else "the plan"
+            detail = f" ({'; '.join(errors)})" if errors else ""
+            if any("engineHostCodeAllowed" in e or "host code" in e.lower() for e in errors):
+                raise EngineFileError(
+                    f"TensorRT {trt.__version__} refused to deserialize {where}: it is a version-compatible engine whose "
+                    f"embedded runtime is host code{detail}. Allow it only for an engine you trust: set "
+                    f"{ALLOW_HOST_CODE_ENV}=1 (trtexec's --versionCompatible at load time)."
+                )
+            if any("plugin" in e.lower() for e in errors):
+                raise EngineFileError(
+                    f"TensorRT {trt.__version__} could not deserialize {where}: it uses a plugin that is not "
+                    f"registered{detail}. TensorRT's own plugins are registered already; load the library that holds "
+                    "the others (trtexec's --dynamicPlugins/--staticPlugins)."
+                )
             raise EngineFileError(
-                f"TensorRT {trt.__version__} could not deserialize {where}"
-                + (f" ({'; '.join(errors)})" if errors else "")
-                + ". It was probably built by another TensorRT version or for another GPU; rebuild it here with "
-                "`trtbuild build`."
+                f"TensorRT {trt.__version__} could not deserialize {where}{detail}. It was probably built by another "
+                "TensorRT version or for another GPU; rebuild it here with `trtbuild build`."
             )
         self.trt, self.cuda, self._runtime, self.engine = trt, cuda, runtime, engine
-        self._logger = logger
+        self.stream = cuda.Stream()
+        self._refit_if_stripped(trt, logger)
         self.context = engine.create_execution_context()
         if self.context is None:
             raise TrtbuildError("TensorRT could not create an execution context (out of GPU memory?).")
-        self.stream = cuda.Stream()
         self._read_io()
         if self.requested_profile is not None:
             if not 0 <= self.requested_profile < len(self.profiles):
@@ -237,7 +355,43 @@ class TrtRuntime(Runner):
                                  f"{len(self.profiles) - 1}); --useProfile={self.requested_profile} is not one "
                                  "of them.")  # fmt: skip
             self._switch_profile(self.requested_profile)
-        self.is_active = True
+
+    def _refit_if_stripped(self, trt: Any, logger: Any) -> None:
+        """A weight-stripped engine (--stripWeights) gets its weights back from its ONNX before it runs.
+
+        trtexec's ``--refitFromOnnx`` (samples/common/sampleEngines.cpp, refitFromOnnx, main branch):
+        ``createRefitter`` -> ``createONNXRefitter`` -> ``refitFromFile`` -> ``refitCudaEngineAsync`` + sync.
+        The ONNX is the one the manifest names, used only when its sha256 is the manifest's.
+        """
+        manifest = self.manifest or {}
+        build = (manifest.get("build_options") or {}).get("build") or {}
+        if not build.get("strip_weights"):
+            return
+        where = str(self.engine_path) if self.engine_path else "the engine"
+        onnx = manifest.get("onnx") or {}
+        path = onnx.get("path")
+        if not isinstance(path, str) or not Path(path).is_file():
+            raise EngineFileError(f"{where} was built with --stripWeights: it needs the weights of its ONNX ({path}), "
+                                  "which is not there; put the ONNX back at that path or rebuild without "
+                                  "--stripWeights.")  # fmt: skip
+        from trtbuild.engine_file import sha256_file
+
+        if onnx.get("sha256") and sha256_file(path) != onnx["sha256"]:
+            raise EngineFileError(f"{where} was built with --stripWeights from an ONNX whose sha256 differs from "
+                                  f"{path} now; refit only with the weights it was built from (or rebuild).")  # fmt: skip
+        if not hasattr(trt, "OnnxParserRefitter"):
+            raise TrtbuildError(f"{where} was built with --stripWeights, and TensorRT {trt.__version__} here has no ONNX "
+                                "refitter to restore its weights; run it with TensorRT 10 or later.")  # fmt: skip
+        refitter = trt.Refitter(self.engine, logger)
+        parser = trt.OnnxParserRefitter(refitter, logger)
+        if not parser.refit_from_file(path):
+            raise EngineFileError(f"TensorRT could not read the weights of {path} for {where}{self._trt_errors()}.")
+        done = (refitter.refit_cuda_engine_async(self.stream.handle) if hasattr(refitter, "refit_cuda_engine_async")
+                else refitter.refit_cuda_engine())  # fmt: skip
+        self.stream.synchronize()
+        if not done:
+            raise EngineFileError(f"TensorRT could not refit {where} with the weights of {path}{self._trt_errors()}.")
+        log.info("Refitted the weight-stripped engine %s from %s.", where, path)
 
     def deactivate(self) -> None:
         if self.stream is not None:
@@ -257,6 +411,14 @@ class TrtRuntime(Runner):
         self.stream = None
         self._current = None
         self.active_profile = None
+        if self._cuda_context is not None:
+            # Popped last: the TensorRT objects and PyCUDA buffers dropped above are released (reference
+            # counting frees them at once) while their context is still current.
+            try:
+                self._cuda_context.pop()
+            except Exception:  # a context already gone must not hide the original error
+                pass
+            self._cuda_context = None
         self.is_active = False
 
     close = deactivate
@@ -268,7 +430,20 @@ class TrtRuntime(Runner):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         self.input_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        linear = trt.TensorFormat.LINEAR
         for n in names:
+            fmt = engine.get_tensor_format(n)
+            if fmt != linear:
+                # Buffers here are sized and filled as row-major data; a vectorized or channel-last layout
+                # (e.g. --inputIOFormats=fp16:hwc8) pads and reorders the tensor, so refuse it rather than read
+                # past the buffer or feed mis-ordered data. (Polygraphy's TrtRunner converts CHW16 and HWC only
+                # and passes other layouts through unconverted; trtbuild would rather say so than time them.)
+                raise TrtbuildError(
+                    f"Engine tensor '{n}' uses the I/O format {getattr(fmt, 'name', fmt)} "
+                    f"({engine.get_tensor_format_desc(n)}); trtbuild's runtime feeds linear (chw) buffers only. "
+                    "Rebuild without that --inputIOFormats/--outputIOFormats layout (e.g. fp16:chw), or run the "
+                    "engine with trtexec."
+                )
             if engine.is_shape_inference_io(n):
                 raise TrtbuildError(f"Engine tensor '{n}' is a shape tensor (its values set shapes); trtbuild's "
                                     "runtime does not feed shape tensors. Fold it into the ONNX (onnxslim) or run "
@@ -345,8 +520,14 @@ class TrtRuntime(Runner):
         if self.active_profile == index:
             return
         if len(self.profiles) > 1 or index != 0:
-            if not self.context.set_optimization_profile_async(index, self.stream.handle):
-                raise TrtbuildError(f"TensorRT refused to switch the execution context to profile {index}.")
+            # The binding raises RuntimeError when setOptimizationProfileAsync fails and returns True otherwise
+            # (python/src/infer/pyCore.cpp, context_set_optimization_profile_async, 8.6 and 10.13).
+            try:
+                self.context.set_optimization_profile_async(index, self.stream.handle)
+            except RuntimeError as exc:
+                raise TrtbuildError(f"TensorRT refused to switch the execution context to optimization profile "
+                                    f"{index}{self._trt_errors()} [{exc}]. On TensorRT 8.x a profile serves one "
+                                    "execution context at a time; pin another with --useProfile.") from None  # fmt: skip
             self.stream.synchronize()
         self.active_profile = index
         self._current = None  # shapes must be set again under the new profile
@@ -635,68 +816,78 @@ class _Graph:
 
 
 def _capture_graph(cuda: ModuleType, context: Any, stream: Any) -> tuple[_Graph | None, str]:
-    """trtexec's capture: one plain enqueue (synchronized), then capture a second one. (graph, why-not)."""
+    """trtexec's capture: one plain enqueue (synchronized), then capture a second one. (graph, why-not).
+
+    Through cuda-python's runtime bindings: no released PyCUDA binds stream capture (src/wrapper/
+    wrap_cudadrv.cpp has no cuStreamBeginCapture up to 2026.1), and PyCUDA streams are plain CUstream
+    handles cuda-python accepts.
+    """
     if not context.execute_async_v3(stream.handle):
         return None, "the warm-up enqueue before capture failed"
     stream.synchronize()
-    if hasattr(stream, "begin_capture") and hasattr(cuda, "capture_mode"):
-        return _capture_pycuda(cuda, context, stream)
-    if not type(stream).__module__.startswith("pycuda"):
-        # cuda-python dereferences the raw handle: only hand it one from PyCUDA's compiled driver.
-        return None, f"the stream is not a PyCUDA stream ({type(stream).__module__}); no graph API to use"
     return _capture_cuda_python(context, stream)
 
 
-def _capture_pycuda(cuda: ModuleType, context: Any, stream: Any) -> tuple[_Graph | None, str]:
-    try:
-        stream.begin_capture(cuda.capture_mode.THREAD_LOCAL)
+def _import_cudart() -> Any:
+    import importlib
+
+    for module in ("cuda.bindings.runtime", "cuda.cudart"):  # cuda-python 12.6+ / older releases
         try:
-            context.execute_async_v3(stream.handle)
-        finally:
-            graph = stream.end_capture()
-        instantiate = getattr(graph, "instantiate", None) or graph.instance
-        exe = instantiate()
-    except Exception as exc:
-        log.warning("CUDA graph capture failed (%s); timing plain execute_async_v3 (trtexec does the same).", exc)
-        return None, f"capture failed: {exc}"
-    return _Graph(lambda: exe.launch(stream), lambda: None), ""
+            return importlib.import_module(module)
+        except ImportError:
+            continue
+    return None
 
 
 def _capture_cuda_python(context: Any, stream: Any) -> tuple[_Graph | None, str]:
-    import importlib
-
-    cudart: Any = None
-    for module in ("cuda.bindings.runtime", "cuda.cudart"):
-        try:
-            cudart = importlib.import_module(module)
-            break
-        except ImportError:
-            continue
+    cudart = _import_cudart()
     if cudart is None:
-        return None, "this PyCUDA has no graph API and cuda-python is not installed"
+        return None, "cuda-python is not installed (pip install cuda-python); PyCUDA cannot capture CUDA graphs"
     handle = stream.handle
 
+    def code(result: Any) -> int:
+        return int(result[0] if isinstance(result, tuple) else result)
+
     def check(result: Any, what: str) -> Any:
-        err = result[0] if isinstance(result, tuple) else result
-        if int(err) != 0:
-            raise RuntimeError(f"{what} returned {err}")
+        if code(result) != 0:
+            raise RuntimeError(f"{what} returned {result[0] if isinstance(result, tuple) else result}")
         return result[1] if isinstance(result, tuple) and len(result) > 1 else None
 
     try:
         check(cudart.cudaStreamBeginCapture(handle, cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal),
               "cudaStreamBeginCapture")  # fmt: skip
-        try:
-            context.execute_async_v3(handle)
-        finally:
-            graph = check(cudart.cudaStreamEndCapture(handle), "cudaStreamEndCapture")
-        exe = check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
     except Exception as exc:
+        log.warning("CUDA graph capture could not start (%s); timing plain execute_async_v3.", exc)
+        return None, f"capture could not start: {exc}"
+    try:
+        ok = bool(context.execute_async_v3(handle))
+    except Exception:
+        ok = False
+    if not ok:
+        # sampleInference.cpp (10.13, createEnqueueFunction): "the enqueue call may return false if the current CUDA
+        # graph capture fails" -> TrtCudaGraph::endCaptureOnError ends the capture, destroys any graph it returns,
+        # clears the error and runs without a graph.
+        ended = cudart.cudaStreamEndCapture(handle)
+        graph = ended[1] if isinstance(ended, tuple) and len(ended) > 1 else None
+        if code(ended) == 0 and graph is not None:
+            cudart.cudaGraphDestroy(graph)
+        cudart.cudaGetLastError()
+        log.warning("The engine cannot run under CUDA graph capture (execute_async_v3 failed while capturing); "
+                    "timing plain execute_async_v3, as trtexec does.")  # fmt: skip
+        return None, "execute_async_v3 failed under stream capture; timed without a CUDA graph (as trtexec)"
+    try:
+        graph = check(cudart.cudaStreamEndCapture(handle), "cudaStreamEndCapture")
+        try:
+            exe = check(cudart.cudaGraphInstantiate(graph, 0), "cudaGraphInstantiate")
+        finally:
+            cudart.cudaGraphDestroy(graph)  # the executable graph keeps what it needs (sampleDevice.h endCapture)
+    except Exception as exc:
+        cudart.cudaGetLastError()
         log.warning("CUDA graph capture failed (%s); timing plain execute_async_v3 (trtexec does the same).", exc)
         return None, f"capture failed: {exc}"
 
     def close() -> None:
         cudart.cudaGraphExecDestroy(exe)
-        cudart.cudaGraphDestroy(graph)
 
     return _Graph(lambda: check(cudart.cudaGraphLaunch(exe, handle), "cudaGraphLaunch"), close), ""
 
