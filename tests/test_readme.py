@@ -178,8 +178,11 @@ CLASSIFIED: dict[str, Expect] = {
     "make demo": Expect(DEMO, "`make demo` = install into .venv + `python -m trtbuild demo --out demo_out`; "
                               "the install is CI's, the demo step runs here"),
     "make test": Expect(SKIP, "CI runs `make test` itself (.ci/run), and this test is part of it"),
+    "make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu": Expect(
+        SKIP, "the same demo with torch from PyTorch's CPU index (an install; that index is opt-in)"),
     # Install
     "pip install torch==2.13.0": Expect(SKIP, INSTALL),
+    "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu": Expect(SKIP, INSTALL),
     'pip install -e ".[dev]"': Expect(SKIP, INSTALL),
     "pip install tensorrt pycuda": Expect(SKIP, "installs TensorRT and PyCUDA: x86-64 with an NVIDIA driver only"),
     # CLI tour: `trtbuild inspect model.onnx [--json] [--netron]` expands to three commands
@@ -383,7 +386,7 @@ def test_install_commands_name_real_targets_and_extras() -> None:
     for command in COMMANDS:
         argv = command.argv
         if argv[0] == "make":
-            for target in argv[1:]:
+            for target in (a for a in argv[1:] if "=" not in a):
                 assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"no Makefile target {target!r}"
         elif argv[:3] == ("pip", "install", "-e"):
             named = re.fullmatch(r"\.\[(.*)\]", argv[3])
@@ -391,9 +394,32 @@ def test_install_commands_name_real_targets_and_extras() -> None:
             assert set(named[1].split(",")) <= extras, command.text
         elif argv[:2] == ("pip", "install"):
             for pin in (a for a in argv[2:] if a.startswith("torch==")):
-                assert f'"{pin}"' in makefile, f"README pins {pin}, the Makefile installs another torch"
+                assert re.search(rf"^TORCH \?= {re.escape(pin)}$", makefile, re.M), \
+                    f"README pins {pin}, the Makefile installs another torch"
+        if argv[0] == "make":
+            for variable in (a.split("=", 1)[0] for a in argv[1:] if "=" in a):
+                assert re.search(rf"^{variable} \?=", makefile, re.M), f"the Makefile takes no {variable}"
     # what DEMO runs instead of `make demo` is what the Makefile's demo target runs
     assert re.search(r"^demo:.*\n\t\S*python -m trtbuild demo\b", makefile, re.M)
+
+
+def test_makefile_installs_torch_from_the_index_it_is_given_and_demo_says_how_to_run_trtbuild() -> None:
+    def dry_run(*args: str) -> str:
+        result = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    plain = dry_run("setup")
+    assert re.search(r'pip install --quiet "torch==2\.13\.0"\s*$', plain, re.M), plain  # PyPI, no other index
+    cpu = dry_run("setup", "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
+    assert '"torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu' in cpu, cpu
+    demo = dry_run("demo")
+    assert "source .venv/bin/activate && trtbuild --help" in demo and ".venv/bin/trtbuild --help" in demo, demo
+    # the hints name what setup installs: the console script of the editable install
+    project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'trtbuild = "trtbuild.cli:main"' in project
 
 
 @pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[c.text for c in COMMANDS])
