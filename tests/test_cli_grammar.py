@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -107,3 +108,19 @@ def test_every_printed_example_parses() -> None:
         args, extra = build_parser().parse_known_args(shlex.split(example)[1:])
         assert not extra or getattr(args, "accepts_extra", False), (example, extra)
 
+
+def test_bench_build_hint_is_a_command_that_works(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The hint bench gives when an engine is missing builds that engine (checked with --dry-run here)."""
+    from trtbuild import zoo
+    from trtbuild.bench.run import _Model, build_hint
+
+    onnx = tmp_path / "yolo.onnx"
+    shutil.copyfile(zoo.onnx_path("yolo"), onnx)
+    engine = str(tmp_path / "yolo.engine")
+    hints = [build_hint(_Model(str(onnx), str(onnx), None, None), engine),
+             build_hint(_Model(str(onnx), str(onnx), None, None), engine, ["images:2x3x64x64"]),
+             build_hint(_Model("zoo:yolo", "zoo:yolo", None, "yolo"), engine)]  # fmt: skip
+    for hint in hints:
+        assert re.fullmatch(r"trtbuild build \S+ -o \S+ --shapes \S+", hint), hint
+        assert main([*shlex.split(hint)[1:], "--dry-run", "--json"]) == 0, hint
+        assert json.loads(capsys.readouterr().out)["engine"] == engine

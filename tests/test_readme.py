@@ -12,7 +12,7 @@ trtbuild/python/make/pip lines), in README order, and looked up in CLASSIFIED be
 A README command that CLASSIFIED does not know fails the test, so a new README command must be
 classified here. The commands run in one temporary folder, in README order, so earlier commands
 create later ones' inputs (`export` writes the yolo.onnx that `compare` reads); the folder starts
-with the files the README's examples name (model.onnx, m.onnx, images/, trt.cache,
+with the files the README's examples name (model.onnx, m.onnx, eval.npz, images/, trt.cache,
 suites/).
 """
 
@@ -224,6 +224,8 @@ CLASSIFIED: dict[str, Expect] = {
     # Benchmark
     "trtbuild bench zoo:yolo --backends ort,torch --batch-sweep 1,2,4 --quick": Expect(
         RUN, "", output_has=("ort", "torch"), creates=("bench_results/*.csv", "bench_results/*.json")),
+    "trtbuild bench model.onnx --data eval.npz --threads 1 --quick": Expect(
+        RUN, "", output_has=("threads", "1/auto"), creates=("bench_results/*.csv",)),
     "trtbuild bench model.engine --backends trt,ort --shapes images:8x3x640x640 --exportTimes=times.json": Expect(
         SKIP, ENGINE),
     # Ship to devices
@@ -268,6 +270,10 @@ def _prepare_workdir(workdir: Path) -> None:
 
     shutil.copyfile(zoo.onnx_path("yolo"), workdir / "model.onnx")  # images [batch, 3, height, width]
     shutil.copyfile(zoo.onnx_path("resnet"), workdir / "m.onnx")  # input [batch, 3, 224, 224]
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(workdir / "eval.npz", images=rng.random((1, 3, 320, 320), dtype=np.float32))  # bench --data
     images = workdir / "images"
     images.mkdir()
     for k in range(4):
