@@ -443,6 +443,10 @@ def test_readme_command(index: int, session: ReadmeSession) -> None:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert (out / "yolo.onnx").is_file()
         assert list((out / "bench_results").glob("*.csv"))
+        # in a pipe the demo's own lines (step titles, cross-check and bench tables) fit 80 columns
+        ours = [line for line in result.stdout.splitlines() if line.startswith(("== ", "ort ", "torch ", "pair "))]
+        assert len(ours) >= 8 and all(len(line) <= 80 for line in ours), ours
+        assert "stub or placeholder" not in result.stdout  # tensorrt-stubs is named as the type stubs it is
         return
     if not session.should_run(expect):
         pytest.skip(f"{command.text}: {expect.reason} (TensorRT or {expect.module or 'the package'} is installed "
