@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from types import SimpleNamespace
 
 import pytest
@@ -27,14 +24,16 @@ def test_fit_table_drops_in_order_then_wraps_and_never_cuts_a_value() -> None:
     assert dropped == [] and len(lines) == 3
 
 
-def test_doctor_fits_80_columns_and_shows_extras_literally() -> None:
-    env = {**os.environ, "COLUMNS": "80"}
-    result = subprocess.run([sys.executable, "-m", "trtbuild", "doctor"], capture_output=True, text=True, timeout=120,
-                            env=env)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
+def test_doctor_fits_80_columns_and_shows_extras_literally(monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from trtbuild.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["doctor"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     text = " ".join(" ".join(line.split()) for line in lines)
+    assert "tensorrt" in text and "onnxruntime" in text
     if "modelopt missing" in text:
         assert "nvidia-modelopt[onnx]" in text  # not eaten as markup
 
@@ -67,3 +66,23 @@ def test_demo_cross_check_fits_80_columns(monkeypatch: pytest.MonkeyPatch, capsy
     assert all(len(line) <= 80 for line in out.splitlines()), out
     assert "8.94e-08" in out and "1.000000" in out and "PASSED: 1/1" in out
     assert f"left out to fit: {CROSS_CHECK_DROP[0]}" in out
+
+
+DEFAULT_OUTPUTS = ("bench_results/bench-zoo-yolo-20260101T000000Z-abcdef.csv", "bench_results/nightly/r1/run.json",
+                   "bench_results/report/index.html", "bench_results/timing-cache/gpu-trt10.cache",
+                   "demo_out/yolo.onnx", "model.engine", "model.engine.json", "model.recipe.tar",
+                   "model.recipe/spec.json", "model.fp16.onnx", "model.int8.onnx")  # fmt: skip
+
+
+def test_gitignore_covers_what_the_tool_writes_by_default() -> None:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(["git", "check-ignore", "--no-index", *DEFAULT_OUTPUTS, "bench_results/README.md",
+                             "suites/example.toml"], cwd=root, capture_output=True, text=True, timeout=30)  # fmt: skip
+    ignored = set(result.stdout.split())
+    assert ignored == set(DEFAULT_OUTPUTS), set(DEFAULT_OUTPUTS) ^ ignored
