@@ -169,3 +169,17 @@ def test_printed_table_fits_80_columns_without_cutting_numbers(capsys: pytest.Ca
     print_table(table, width=200)
     wide = capsys.readouterr().out
     assert "samples/s" in wide and "left out" not in wide
+
+
+def test_data_from_an_image_folder_sized_by_shapes(tmp_path: Path, yolo_onnx: Path) -> None:
+    from PIL import Image
+
+    from trtbuild.bench.run import bench
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for k in range(3):
+        Image.new("RGB", (40, 30), (k * 60, 20, 200)).save(folder / f"{k}.png")
+    table = bench(yolo_onnx, "ort", shapes="images:2x3x64x64", data=folder, batch_sweep=[1, 4], timing=FAST,
+                  out_dir=None)  # fmt: skip
+    assert [r["shape"] for r in table.rows] == ["images:1x3x64x64", "images:4x3x64x64"] and not table.failed

@@ -86,3 +86,17 @@ def test_gitignore_covers_what_the_tool_writes_by_default() -> None:
                              "suites/example.toml"], cwd=root, capture_output=True, text=True, timeout=30)  # fmt: skip
     ignored = set(result.stdout.split())
     assert ignored == set(DEFAULT_OUTPUTS), set(DEFAULT_OUTPUTS) ^ ignored
+
+
+def test_bench_names_tensorrt_stubs_for_what_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from trtbuild.bench.run import tensorrt_unavailable
+
+    if tensorrt_unavailable() is None:
+        pytest.skip("TensorRT is usable here")
+    doctor = importlib.import_module("trtbuild.doctor")
+    monkeypatch.setattr(doctor, "stubs_only", lambda: "10.13.0.35.1")
+    message = tensorrt_unavailable()
+    assert message is not None and message.startswith("Only tensorrt-stubs 10.13.0.35.1 is installed: the type stubs")
+    assert "placeholder" not in message and "pip install tensorrt" in message

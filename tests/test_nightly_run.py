@@ -106,6 +106,7 @@ def test_crash_hang_and_memory_fail_their_case_only(tmp_path: Path, yolo_onnx: P
         "yolo-fp32-ort-1x3x64x64", "yolo-fp32-ort-1x3x96x96", "yolo-fp32-ort-big"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resume_after_a_lost_record_reruns_only_that_case(tmp_path: Path, yolo_onnx: Path) -> None:
     suite = write_suite(tmp_path / "s.toml", yolo_model(yolo_onnx, '["1x3x64x64", "1x3x96x96", "1x3x128x128"]'),
                         duration=0.05)  # fmt: skip

@@ -435,9 +435,13 @@ def test_makefile_installs_torch_from_the_index_it_is_given_and_demo_says_how_to
     assert '"torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu' in cpu, cpu
     demo = dry_run("demo")
     assert "source .venv/bin/activate && trtbuild --help" in demo and ".venv/bin/trtbuild --help" in demo, demo
-    # the hints name what setup installs: the console script of the editable install
+    # the hints name what setup installs: the console script of the editable install, which runs
     project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert 'trtbuild = "trtbuild.cli:main"' in project
+    script = ROOT / ".venv" / "bin" / "trtbuild"
+    if script.exists():  # a `make setup` checkout: the printed command works as printed
+        result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage: trtbuild" in result.stdout, result.stderr
 
 
 @pytest.mark.slow  # the commands run in README order, each after the ones before it: minutes in all

@@ -275,6 +275,13 @@ def tensorrt_unavailable() -> str | None:
 
         import_pycuda()
     except MissingDependencyError as exc:
+        from trtbuild.doctor import stubs_only
+
+        stubs = stubs_only()
+        if stubs is not None:  # not a broken install: the type stubs the Makefile installs for mypy
+            how = str(exc).split(". ", 1)[1] if ". " in str(exc) else ""  # compat's how-to, after its diagnosis
+            return (f"Only tensorrt-stubs {stubs} is installed: the type stubs mypy checks trtbuild against, not "
+                    f"TensorRT itself. {how}").strip()  # fmt: skip
         return str(exc)
     return None
 
