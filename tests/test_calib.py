@@ -142,7 +142,7 @@ def test_npz_feeds_every_input_of_a_two_input_model(tmp_path: Path, two_input_on
     assert data is not None
     batch = next(data.batches())
     assert batch["image"].shape == (2, 3, 32, 32) and batch["scale"].shape == (2, 1)
-    assert data.num_samples == 4
+    assert data.num_samples == 5 and data.num_eval_samples == 1  # at most 20 % held out
 
 
 def test_array_with_the_wrong_sample_shape_is_named(tmp_path: Path, resnet_onnx: Path) -> None:
@@ -184,9 +184,10 @@ def test_random_data_only_on_request_and_with_a_warning(
     assert not np.array_equal(calib["input"], held["input"][:2])
 
 
-def test_dynamic_axes_need_a_calibration_shape(images: Path, yolo_onnx: Path, resnet_onnx: Path) -> None:
-    with pytest.raises(CalibrationError, match=r"--calib-shape images:\?x3x\?x\?"):
-        open_calibration(CalibOptions(data=str(images)), yolo_onnx)
+def test_dynamic_axes_take_the_data_or_preset_size(images: Path, yolo_onnx: Path, resnet_onnx: Path) -> None:
+    # Images with a dynamic height/width take the preset's size (yolo: 640).
+    data = open_calibration(CalibOptions(data=str(images)), yolo_onnx)
+    assert data is not None and data.batch_shapes == {"images": (1, 3, 640, 640)}
     # A dynamic batch alone falls back to batch 1; a profile's opt shape is used when given.
     data = open_calibration(CalibOptions(random=True, samples=2), resnet_onnx)
     assert data is not None and data.batch_shapes == {"input": (1, 3, 224, 224)}

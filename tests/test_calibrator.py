@@ -212,7 +212,7 @@ def test_trt11_always_takes_the_onnx_path(images: Path, yolo_onnx: Path, tmp_pat
     prepared = prepare_for_precision(yolo_onnx, fp16=True, calib=calib, target_trt_major=11, output_dir=tmp_path)
     assert prepared.precision_path == "onnx" and prepared.builder_flags == []
     assert prepared.path == str(tmp_path / f"{yolo_onnx.stem}.fp16.onnx") and Path(prepared.path).exists()
-    assert prepared.converter == "onnxconverter-common" and prepared.accuracy_report is not None
+    assert prepared.converter == "trtbuild" and prepared.accuracy_report is not None
     assert prepared.manifest()["accuracy"]["passed"] is True
     with pytest.raises(SpecError, match="impossible on TensorRT 11"):
         prepare_for_precision(yolo_onnx, fp16=True, target_trt_major=11, precision_path="flags")

@@ -13,6 +13,7 @@ from onnx.reference import ReferenceEvaluator
 from test_calib import make_images
 
 from trtbuild.cli import main
+from trtbuild.errors import TrtbuildError
 from trtbuild.model.accuracy import AccuracyError, run_model
 from trtbuild.model.calib import CalibOptions
 from trtbuild.model.fp16 import Fp16Error, Fp16Options, cast_fp16, scan_ranges
@@ -50,7 +51,7 @@ def test_fp16_cast_stays_within_1e3_of_fp32(name: str, shape: str, image_dir: Pa
     assert io_types(out) == [TensorProto.FLOAT, TensorProto.FLOAT]  # I/O kept FP32
     model = onnx.load(str(out))
     assert any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer)
-    assert prepared.converter == "onnxconverter-common" and prepared.converter_version
+    assert prepared.converter == "trtbuild" and prepared.converter_version
     assert json.loads(Path(str(out) + ".accuracy.json").read_text())["passed"] is True
     # It runs in ONNX Runtime and gives finite outputs.
     feed = {model.graph.input[0].name: np.random.default_rng(0).random(
@@ -89,7 +90,10 @@ def test_block_lists_keep_nodes_in_fp32(resnet_onnx: Path, tmp_path: Path) -> No
 
 
 def overflow_model(path: Path) -> Path:
-    """y = relu((x @ w) * 1e5 / 1e5): the middle tensor (~1e5) overflows FP16, the output does not."""
+    """y = relu((x @ w) * 4e4 / 4e4): the middle tensor (~1e5) overflows FP16, the output does not.
+
+    The constant itself fits FP16, so only the activation range scan can see the overflow.
+    """
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])
     nodes = [
@@ -99,7 +103,7 @@ def overflow_model(path: Path) -> Path:
         helper.make_node("Relu", ["c"], ["y"], name="relu"),
     ]
     inits = [numpy_helper.from_array(np.full((8, 8), 0.3, np.float32), "w"),
-             numpy_helper.from_array(np.array(1e5, np.float32), "big")]  # fmt: skip
+             numpy_helper.from_array(np.array(4e4, np.float32), "big")]  # fmt: skip
     model = helper.make_model(helper.make_graph(nodes, "overflow", [x], [y], inits),
                               opset_imports=[helper.make_opsetid("", 17)])  # fmt: skip
     model.ir_version = 8
@@ -136,7 +140,7 @@ def test_cast_cli_writes_model_and_report(tmp_path: Path, image_dir: Path, capsy
                  "--calib-shape", "input:2x3x224x224", "--calib-samples", "4"])  # fmt: skip
     assert code == 0 and out.exists()
     text = capsys.readouterr().out
-    assert "cast to FP16 with onnxconverter-common" in text and "passed" in text
+    assert "cast to FP16 with trtbuild" in text and "passed" in text
     report = json.loads(Path(str(out) + ".accuracy.json").read_text())
     assert report["precision"] == "fp16" and report["outputs"][0]["name"] == "logits"
 
@@ -159,6 +163,7 @@ def test_accuracy_threshold_fails_the_command(tmp_path: Path, image_dir: Path, c
                  "input:2x3x224x224", "--calib-samples", "4", "--max-error", "1e-9"])  # fmt: skip
     assert code == AccuracyError.exit_code == 1
     assert "relative max error" in capsys.readouterr().err
+    assert not out.exists()  # a conversion that fails its check is not published
     with pytest.raises(AccuracyError):
         convert_onnx("zoo:resnet", tmp_path / "again.onnx", fp16=True, max_error=1e-9,
                      calib=CalibOptions(random=True, samples=2, shape="input:2x3x224x224"))  # fmt: skip
@@ -191,7 +196,7 @@ def test_modelopt_autocast_gets_the_scan_exclusions(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("FAKE_AUTOCAST_LOG", str(tmp_path / "argv.json"))
     monkeypatch.setenv("FAKE_AUTOCAST_RESULT", str(known.path))
 
-    result = cast_fp16(source, tmp_path / "mo.onnx", Fp16Options(op_block_list=["Relu"]), scan_feeds=feeds,
+    result = cast_fp16(source, tmp_path / "mo.onnx", Fp16Options(op_block_list=["Relu"], converter="modelopt"), scan_feeds=feeds,
                        calibration_npz=tmp_path / "calib.npz")  # fmt: skip
     assert result.converter == "modelopt"
     argv = json.loads((tmp_path / "argv.json").read_text())
@@ -200,7 +205,11 @@ def test_modelopt_autocast_gets_the_scan_exclusions(tmp_path: Path, monkeypatch:
     assert sorted(excluded) == ["^scale_down$", "^scale_up$"]
     assert argv[argv.index("--op_types_to_exclude") + 1] == "Relu"
     assert argv[argv.index("--calibration_data") + 1] == str(tmp_path / "calib.npz")
-    # TensorRT 8.6 cannot parse AutoCast's opset >= 19: the pipeline keeps onnxconverter-common there.
+    # TensorRT 8.6 cannot parse AutoCast's opset >= 19: asking for it there is refused; the default keeps the opset.
+    with pytest.raises(TrtbuildError, match="opset"):
+        convert_onnx(source, tmp_path / "86.onnx", fp16=True, target_trt="8.6", fp16_options=Fp16Options(converter="modelopt"),
+                     calib=CalibOptions(data=None, random=True, samples=2, shape="x:2x8"))  # fmt: skip
+    assert not (tmp_path / "86.onnx").exists()
     prepared = convert_onnx(source, tmp_path / "86.onnx", fp16=True, target_trt="8.6",
                             calib=CalibOptions(data=None, random=True, samples=2, shape="x:2x8"))  # fmt: skip
-    assert prepared.converter == "onnxconverter-common"
+    assert prepared.converter == "trtbuild"

@@ -70,3 +70,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def staging_path(target: str | os.PathLike[str]) -> Path:
+    """A hidden file beside ``target`` to build an output in before it is checked and renamed over it."""
+    path = Path(target)
+    return path.with_name(f".{path.stem}.staging-{os.getpid()}{path.suffix}")

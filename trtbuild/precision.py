@@ -297,13 +297,59 @@ def _onnx_path(
     *,
     target_text: str | None = None,
 ) -> PreparedModel:
-    from trtbuild.model.accuracy import compare_models, thresholds_for, write_report_json
+    """Convert into a staging file beside ``out``; publish it only after it loads, runs and passes."""
+    from trtbuild.fsutil import staging_path
+
+    if out.is_dir():
+        raise SpecError(f"The output {out} is a folder; give a file name, like {out / (source.stem + '.onnx')}.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staged = staging_path(out)
+    try:
+        report = _convert_staged(
+            prepared, source, staged, fp16, int8, opts, opt_shapes, target, fp16_options, quantize_options,
+            max_error, min_cosine, target_text or ("8.6" if target < 10 else str(target)),
+        )  # fmt: skip
+        if check_accuracy and not report.passed:
+            report.candidate = str(out)
+            report.raise_if_failed()
+        report.candidate = str(out)
+        os.replace(staged, out)
+    except BaseException as exc:
+        staged.unlink(missing_ok=True)
+        from trtbuild.errors import TrtbuildError
+
+        if isinstance(exc, TrtbuildError) and out.name not in str(exc):
+            exc.args = (f"{exc.args[0] if exc.args else exc} Nothing was written to {out}.", *exc.args[1:])
+        raise
+    from trtbuild.model.accuracy import write_report_json
+
+    write_report_json(report, str(out) + ".accuracy.json")
+    prepared.path = str(out)
+    if not report.passed:
+        log.warning("The accuracy check failed and was not enforced (--no-accuracy-check): %s.", "; ".join(report.failures))
+    return prepared
+
+
+def _convert_staged(
+    prepared: PreparedModel,
+    source: Path,
+    out: Path,
+    fp16: bool,
+    int8: bool,
+    opts: CalibOptions,
+    opt_shapes: dict[str, tuple[int, ...]] | None,
+    target: int,
+    fp16_options: Any,
+    quantize_options: Any,
+    max_error: float | None,
+    min_cosine: float | None,
+    target_text: str,
+) -> AccuracyReport:
+    from trtbuild.model.accuracy import compare_models, thresholds_for
     from trtbuild.model.calib import open_calibration
 
-    if target_text is None:
-        target_text = "8.6" if target < 10 else str(target)
     data = open_calibration(opts, source, profile_opt=opt_shapes, require=int8 and opts.cache is None)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    eval_feeds, held_out = _eval_feeds(data, source, opts, opt_shapes)
     if int8:
         from trtbuild.model.fp16 import modelopt_available
         from trtbuild.model.quantize import QuantizeOptions, choose_quantizer, quantize_int8
@@ -331,8 +377,11 @@ def _onnx_path(
         from trtbuild.model.fp16 import Fp16Options, cast_fp16
 
         fopts = replace(fp16_options or Fp16Options())
-        if target < 10 and fopts.converter == "auto":
-            fopts.converter = "onnxconverter-common"  # AutoCast writes opset >= 19, beyond TensorRT 8.6
+        if target < 10 and fopts.converter == "modelopt":
+            raise SpecError(
+                "ModelOpt AutoCast writes opset >= 19, beyond TensorRT 8.6's parser (opset 17); use the default "
+                "converter (--converter trtbuild), which keeps the model's opset."
+            )
         with tempfile.TemporaryDirectory(prefix="trtbuild-cast-") as tmp:
             npz = _write_npz(data, Path(tmp) / "calib.npz") if data is not None and _wants_modelopt(fopts) else None
             cast = cast_fp16(
@@ -340,7 +389,7 @@ def _onnx_path(
                 out,
                 fopts,
                 scan_feeds=data.batches("calib") if data is not None else None,
-                validate_feed=_eval_feeds(data, source, opts, opt_shapes)[0][0],
+                validate_feed=eval_feeds[0],
                 calibration_npz=npz,
             )
         prepared.converter, prepared.converter_version = cast.converter, cast.converter_version
@@ -349,7 +398,6 @@ def _onnx_path(
         kept = f", {len(cast.blocked_nodes)} node(s) kept FP32" if cast.blocked_nodes else ""
         prepared.steps.append(f"cast to FP16 with {cast.converter} (I/O {'FP32' if cast.keep_io_types else 'FP16'}{kept})")
         precision = "fp16"
-    prepared.path = str(out)
     if target <= 10:
         prepared.builder_flags = (["FP16"] if fp16 else []) + (["INT8"] if int8 else [])
         prepared.steps.append(
@@ -358,16 +406,12 @@ def _onnx_path(
         )  # fmt: skip
     else:
         prepared.steps.append("build the strongly typed network without precision flags")
-    feeds, held_out = _eval_feeds(data, source, opts, opt_shapes)
     report = compare_models(
-        source, out, feeds, precision=precision, thresholds=thresholds_for(precision, max_error, min_cosine),
+        source, out, eval_feeds, precision=precision, thresholds=thresholds_for(precision, max_error, min_cosine),
         held_out=held_out,
     )  # fmt: skip
-    write_report_json(report, str(out) + ".accuracy.json")
     prepared.accuracy_report = report
-    if check_accuracy:
-        report.raise_if_failed()
-    return prepared
+    return report
 
 
 def _wants_modelopt(fopts: Any) -> bool:
@@ -384,36 +428,31 @@ def _write_npz(data: CalibrationData, path: Path) -> Path:
     return path
 
 
-def _random_eval(source: Path, shape: str | None, opt_shapes: dict[str, tuple[int, ...]] | None) -> CalibrationData | None:
-    """Random inputs for the accuracy check when no calibration data was given; None if shapes are unknown."""
-    from trtbuild.model.calib import CalibrationError, open_calibration
-
-    calib_log = logging.getLogger("trtbuild.model.calib")
-    level = calib_log.level
-    calib_log.setLevel(logging.ERROR)  # its random-data warning is about calibration, not evaluation
-    try:
-        return open_calibration(CalibOptions(random=True, samples=8, shape=shape), source, profile_opt=opt_shapes)
-    except CalibrationError:
-        return None
-    finally:
-        calib_log.setLevel(level)
-
-
 def _eval_feeds(
     data: CalibrationData | None, source: Path, opts: CalibOptions, opt_shapes: dict[str, tuple[int, ...]] | None
 ) -> tuple[list[dict[str, Any]], bool]:
-    """Held-out batches, else calibration ones (flagged), else random inputs."""
+    """Held-out batches, else calibration ones (flagged), else seeded inputs at shapes derived from the model."""
     if data is not None and data.num_eval_samples:
         return list(data.batches("eval")), data.held_out
     if data is not None:
         return list(data.batches("calib")), False
-    fallback = _random_eval(source, opts.shape, opt_shapes)
-    if fallback is None:
+    from trtbuild.model.accuracy import run_model
+    from trtbuild.model.calib import seeded_inputs
+    from trtbuild.shapes import format_dims
+
+    seeded = seeded_inputs(source, shape=opts.shape, profile_opt=opt_shapes, samples=4, seed=opts.seed)
+    shapes = ", ".join(f"{n}:{format_dims(d)}" for n, d in seeded.batch_shapes.items())
+    feeds = list(seeded.batches("eval"))
+    try:
+        run_model(source, feeds[0])
+    except Exception as exc:
         from trtbuild.errors import TrtbuildError
 
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise TrtbuildError(
-            f"Cannot check the converted model's accuracy: {source} has dynamic dimensions and no calibration data "
-            "was given; pass --calib-data DIR (or --calib-shape NAME:NxCxHxW for random test inputs)."
-        )
-    log.info("No calibration data: the accuracy report uses random inputs.")
-    return list(fallback.batches("eval")), True
+            f"Without calibration data the accuracy check runs on seeded inputs, but {source.name} does not run at the "
+            f"shapes derived from it ({shapes}): {first}. Give shapes it runs at with --opt NAME:DIMS (trtexec syntax), "
+            "or real samples with --calib-data FILE.npz."
+        ) from None
+    log.info("No calibration data: the accuracy check uses seeded inputs (floats in [0, 1), integers 0) at %s.", shapes)
+    return feeds, True

@@ -13,9 +13,14 @@ EPILOG = """\
 calibration data (--calib-data):
   a folder of images (JPEG/PNG), preprocessed with --calib-preprocess: yolo (letterbox, RGB, 0-1),
   imagenet (resize, center crop, mean/std) or module:function (called as fn(path, (C, H, W)) -> array);
-  or .npy/.npz files with samples along axis 0 (.npz: one array per input name).
-  Batches are shaped by --calib-shape (default: the model's dims, batch 1). The first --calib-samples
-  samples calibrate; the next --eval-samples are held out for the accuracy report.
+  or .npy/.npz files (.npz: one array per input name) holding one sample, samples along axis 0, or
+  samples on the model's own batch axis (e.g. state [2, N, 128]; scalars like a sample rate as is).
+  The batch axis of each input is the symbolic dim it shares with the others (else a dynamic axis 0,
+  else its only dynamic axis); --calib-batch-axis NAME:AXIS overrides it. Images follow the model's
+  layout (NCHW or NHWC). Batches are shaped by --calib-shape (default: the model's dims at batch 1,
+  other dynamic dims from the data). Up to 20 % of the samples (at most --eval-samples) are held out
+  for the accuracy report; with fewer than 5 samples the report reuses the calibration samples.
+  Without data, cast checks accuracy on seeded inputs (dynamic dims: batch 1, others 256 or --opt).
 
 examples:
   trtbuild quantize model.onnx --int8 --calib-data images/ -o model.int8.onnx
@@ -46,8 +51,15 @@ def add_calib_arguments(parser: argparse.ArgumentParser, *, include_cache: bool 
     if include_cache:
         group.add_argument("--calib", metavar="CACHE",
                            help="calibration cache to use; a stale one is refused, a missing one is written")
+    group.add_argument("--calib-batch-axis", metavar="NAME:AXIS",
+                       help="the axis an input stacks samples on, e.g. state:1 (default: from the model's dims)")
     group.add_argument("--eval-samples", metavar="N", type=int, default=DEFAULT_EVAL_SAMPLES,
-                       help=f"held-out samples for the accuracy report (default: {DEFAULT_EVAL_SAMPLES})")  # fmt: skip
+                       help=f"at most N held-out samples for the accuracy report (default: {DEFAULT_EVAL_SAMPLES})")
+    if include_cache:  # `build` has its own --opt (the profile), which calibration already follows
+        group.add_argument("--opt", metavar="SHAPES",
+                           help="shapes for the accuracy check and random calibration, trtexec syntax, e.g. "
+                           "x:1x3x640x640 (default: fixed dims as declared, batch 1, other dynamic dims 256)")
+    # fmt: skip
 
 
 def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +68,8 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
                        help="fail when max|y - y_fp32| / max|y_fp32| exceeds X (default: fp16 0.01, int8 0.25)")
     group.add_argument("--min-cosine", metavar="X", type=float,
                        help="fail when the cosine similarity with FP32 is below X (default: fp16 0.999, int8 0.98)")
-    group.add_argument("--no-accuracy-check", action="store_true", help="report the accuracy but never fail on it")
+    group.add_argument("--no-accuracy-check", action="store_true",
+                       help="write the model even when the accuracy check fails (the report still says so)")
     group.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
@@ -80,7 +93,27 @@ def calib_options_from_args(args: argparse.Namespace) -> Any:
         seed=args.calib_seed,
         cache=getattr(args, "calib", None),
         eval_samples=args.eval_samples,
+        batch_axis=getattr(args, "calib_batch_axis", None),
     )
+
+
+def opt_shapes_from_args(args: argparse.Namespace) -> dict[str, tuple[int, ...]] | None:
+    """``--opt`` of cast/quantize as {input: dims}; the model's only input when the name is left out."""
+    text = getattr(args, "opt", None)
+    if not text or not isinstance(text, str):
+        return None
+    from trtbuild.model.load import load_onnx, model_inputs, resolve_model_path
+    from trtbuild.shapes import UNNAMED, parse_shape_list
+
+    parsed = parse_shape_list(text, flag="opt")
+    if UNNAMED in parsed:
+        inputs = model_inputs(load_onnx(resolve_model_path(args.model), load_weights=False))
+        if len(inputs) != 1:
+            from trtbuild.errors import ShapeError
+
+            raise ShapeError(f"--opt {text} has no input name, but the model has {len(inputs)} inputs; name each one.")
+        parsed = {inputs[0].name: parsed[UNNAMED]}
+    return {name: tuple(dims) for name, dims in parsed.items()}
 
 
 def split_list(values: list[str] | None) -> list[str]:
@@ -163,9 +196,10 @@ def run(args: argparse.Namespace) -> int:
         calib=calib_options_from_args(args),
         target_trt=args.target_trt,
         quantize_options=options,
+        profile_opt=opt_shapes_from_args(args),
         max_error=args.max_error,
         min_cosine=args.min_cosine,
-        check_accuracy=False,
+        check_accuracy=not args.no_accuracy_check,
     )
     return report_prepared(prepared, args)
 

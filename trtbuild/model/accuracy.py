@@ -1,13 +1,9 @@
 """How far a converted (FP16 / INT8 Q/DQ) model is from its FP32 original, on held-out samples.
 
-Metrics per output, over every held-out sample:
-* max abs error, and the relative max error = max |y - y_ref| / max |y_ref| (the gate metric);
-* mean relative error = sum |y - y_ref| / sum |y_ref| (an L1 ratio: stable where y_ref is near 0);
-* cosine similarity of the flattened outputs;
-* top-k agreement for classifier outputs ([batch, classes]): top-1 is the share of rows whose
-  argmax matches, top-k (k > 1) the mean overlap of the two top-k sets.
-Both models run in ONNX Runtime on the CPU (with the optimizer that corrupts FP16 Q/DQ models
-disabled, see shared/reference/precision.md §6). These are CPU figures, not TensorRT's.
+Both models run in ONNX Runtime on the CPU (with the ``WeightBiasQuantization`` optimizer disabled:
+it corrupts FP16 Q/DQ models, see docs/precision.md); every output is judged by
+:mod:`trtbuild.verdict` (metrics, a task measure for the output's kind, the invariant rules). These
+are CPU figures, not TensorRT's.
 """
 
 from __future__ import annotations
@@ -19,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import TrtbuildError
+from trtbuild.verdict import Limits, OutputVerdict, judge, limits_for
 
 if TYPE_CHECKING:
     import numpy as np
@@ -32,40 +29,11 @@ class AccuracyError(TrtbuildError):
     exit_code = 1
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    max_error: float  # bound on the relative max error (max abs error / max |FP32|)
-    min_cosine: float
+Thresholds = Limits  # the name the rest of trtbuild and the manifest used first
 
 
-#: Defaults catch broken conversions without failing healthy ones: FP16 is near-exact, INT8 is not.
-DEFAULT_THRESHOLDS = {
-    "fp16": Thresholds(max_error=1e-2, min_cosine=0.999),
-    "int8": Thresholds(max_error=0.25, min_cosine=0.98),
-    "int8+fp16": Thresholds(max_error=0.25, min_cosine=0.98),
-}
-
-
-def thresholds_for(precision: str, max_error: float | None = None, min_cosine: float | None = None) -> Thresholds:
-    base = DEFAULT_THRESHOLDS.get(precision, DEFAULT_THRESHOLDS["int8"])
-    return Thresholds(
-        max_error=base.max_error if max_error is None else float(max_error),
-        min_cosine=base.min_cosine if min_cosine is None else float(min_cosine),
-    )
-
-
-@dataclass
-class OutputAccuracy:
-    name: str
-    shape: list[int]
-    max_abs_error: float
-    max_abs_reference: float
-    rel_max_error: float
-    mean_rel_error: float
-    cosine: float
-    topk: dict[str, float] | None = None
-    nonfinite_reference: int = 0
-    nonfinite_candidate: int = 0
+def thresholds_for(precision: str, max_error: float | None = None, min_cosine: float | None = None) -> Limits:
+    return limits_for(precision, min_cosine=min_cosine, max_error=max_error)
 
 
 @dataclass
@@ -75,8 +43,8 @@ class AccuracyReport:
     candidate: str
     samples: int
     held_out: bool
-    thresholds: Thresholds
-    outputs: list[OutputAccuracy] = field(default_factory=list)
+    thresholds: Limits
+    outputs: list[OutputVerdict] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     note: str = "ONNX Runtime CPU vs ONNX Runtime CPU (not a TensorRT figure)"
 
@@ -94,7 +62,7 @@ class AccuracyReport:
             "thresholds": asdict(self.thresholds),
             "passed": self.passed,
             "failures": self.failures,
-            "outputs": [asdict(o) for o in self.outputs],
+            "outputs": [o.to_dict() for o in self.outputs],
             "note": self.note,
         }
 
@@ -102,12 +70,11 @@ class AccuracyReport:
         if self.passed:
             return
         raise AccuracyError(
-            f"The {self.precision.upper()} model {self.candidate} (written, with its report beside it in "
-            f".accuracy.json) is too far from FP32 on {self.samples} "
+            f"The {self.precision.upper()} conversion is too far from FP32 on {self.samples} "
             f"{'held-out ' if self.held_out else ''}sample(s): {'; '.join(self.failures)}. Keep sensitive layers in "
             "higher precision (--fp16-block-nodes/--fp16-block-ops for FP16; --exclude-nodes/--exclude-op-types "
-            "for INT8), calibrate with more representative data, or loosen --max-error/--min-cosine if this is "
-            "expected."
+            "for INT8), calibrate with more representative data, set the output's kind with --output-kind if it "
+            "was guessed wrong, or write it anyway with --no-accuracy-check."
         )
 
 
@@ -163,12 +130,12 @@ def compare_models(
     feeds: Iterable[Mapping[str, np.ndarray]],
     *,
     precision: str,
-    thresholds: Thresholds | None = None,
+    thresholds: Limits | None = None,
     held_out: bool = True,
-    classifier: bool | None = None,
+    kinds: Mapping[str, str] | None = None,
     topk: Sequence[int] = (1, 5),
 ) -> AccuracyReport:
-    """Run both models on ``feeds`` and measure the candidate against the reference (FP32)."""
+    """Run both models on ``feeds`` and judge the candidate against the reference (FP32) per output."""
     import numpy as np
 
     limits = thresholds or thresholds_for(precision)
@@ -178,7 +145,7 @@ def compare_models(
     for feed in feeds:
         want = run_model(reference, feed, ref_sess)
         got = run_model(candidate, feed, cand_sess)
-        samples += int(next(iter(feed.values())).shape[0]) if feed else 1
+        samples += next((int(v.shape[0]) for v in map(np.asarray, feed.values()) if v.ndim), 1)
         for name, ref in want.items():
             if name not in got:
                 raise TrtbuildError(f"The converted model has no output '{name}' (it has {', '.join(got)}).")
@@ -196,69 +163,20 @@ def compare_models(
         thresholds=limits,
     )
     for name, (refs, cands) in collected.items():
-        ref = np.concatenate([r.reshape(r.shape[0], -1) if r.ndim else r.reshape(1, 1) for r in refs])
-        cand = np.concatenate([c.reshape(c.shape[0], -1) if c.ndim else c.reshape(1, 1) for c in cands])
-        shape = list(refs[0].shape)
-        is_classifier = classifier if classifier is not None else (len(shape) == 2 and shape[1] > 1)
-        report.outputs.append(_measure(name, shape, ref, cand, topk if is_classifier else ()))
-    report.failures = _failures(report)
+        ref, cand = stack_batches(refs), stack_batches(cands)
+        report.outputs.append(judge(name, ref, cand, limits, kind=(kinds or {}).get(name), topk=tuple(topk)))
+    report.failures = [f"'{o.name}' ({o.kind}): {o.reason}" for o in report.outputs if not o.passed]
     return report
 
 
-def _measure(name: str, shape: list[int], ref: np.ndarray, cand: np.ndarray, topk: Sequence[int]) -> OutputAccuracy:
+def stack_batches(arrays: Sequence[np.ndarray]) -> np.ndarray:
+    """Batches of one output joined on axis 0; flattened per batch when their other dims differ."""
     import numpy as np
 
-    ref_ok, cand_ok = np.isfinite(ref), np.isfinite(cand)
-    both = ref_ok & cand_ok
-    diff = np.abs(np.where(both, cand, 0.0) - np.where(both, ref, 0.0))
-    max_abs_ref = float(np.max(np.abs(np.where(ref_ok, ref, 0.0)))) if ref.size else 0.0
-    max_abs = float(np.max(diff)) if diff.size else 0.0
-    ref_l1 = float(np.sum(np.abs(np.where(both, ref, 0.0))))
-    mean_rel = float(np.sum(diff)) / ref_l1 if ref_l1 > 0 else float(np.sum(diff) > 0)
-    a, b = np.where(both, ref, 0.0).ravel(), np.where(both, cand, 0.0).ravel()
-    norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-    cosine = float(np.dot(a, b) / norms) if norms > 0 else (1.0 if not np.any(a) and not np.any(b) else 0.0)
-    result = OutputAccuracy(
-        name=name,
-        shape=shape,
-        max_abs_error=max_abs,
-        max_abs_reference=max_abs_ref,
-        rel_max_error=max_abs / max_abs_ref if max_abs_ref > 0 else max_abs,
-        mean_rel_error=mean_rel,
-        cosine=cosine,
-        nonfinite_reference=int(np.sum(~ref_ok)),
-        nonfinite_candidate=int(np.sum(~cand_ok & ref_ok)),
-    )
-    classes = ref.shape[1] if ref.ndim == 2 else 0
-    if topk and classes > 1:
-        result.topk = {}
-        ref_order = np.argsort(-ref, axis=1, kind="stable")
-        cand_order = np.argsort(-cand, axis=1, kind="stable")
-        for k in sorted(set(topk)):
-            if k >= classes:
-                continue
-            if k == 1:
-                agree = float(np.mean(ref_order[:, 0] == cand_order[:, 0]))
-            else:
-                overlaps = [len(set(r[:k]) & set(c[:k])) / k for r, c in zip(ref_order, cand_order)]
-                agree = float(np.mean(overlaps))
-            result.topk[f"top{k}"] = agree
-    return result
-
-
-def _failures(report: AccuracyReport) -> list[str]:
-    failures: list[str] = []
-    limits = report.thresholds
-    for out in report.outputs:
-        if out.nonfinite_candidate:
-            failures.append(f"'{out.name}' has {out.nonfinite_candidate} inf/NaN value(s) where FP32 has none")
-        if out.rel_max_error > limits.max_error:
-            failures.append(
-                f"'{out.name}' relative max error {out.rel_max_error:.3g} > {limits.max_error:.3g} (--max-error)"
-            )
-        if out.cosine < limits.min_cosine:
-            failures.append(f"'{out.name}' cosine similarity {out.cosine:.5f} < {limits.min_cosine:.5f} (--min-cosine)")
-    return failures
+    shaped = [a.reshape(1, 1) if a.ndim == 0 else a for a in arrays]
+    if all(a.shape[1:] == shaped[0].shape[1:] for a in shaped):
+        return np.concatenate(shaped)
+    return np.concatenate([a.reshape(1, -1) for a in shaped], axis=1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,26 +195,24 @@ def print_accuracy_table(report: AccuracyReport) -> None:
         f"sample(s) (ONNX Runtime, CPU)"
     )
     table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    for column in ("output", "shape", "max abs", "rel max", "mean rel", "cosine", "top-1", "top-5"):
-        table.add_column(column, justify="left" if column in ("output", "shape") else "right")
+    for column in ("output", "kind", "cosine", "rel max", "task measure", "verdict"):
+        table.add_column(column, justify="right" if column in ("cosine", "rel max") else "left")
     for out in report.outputs:
-        topk = out.topk or {}
+        verdict = "[green]pass[/green]" if out.passed else "[red]FAIL[/red]"
         table.add_row(
             escape(out.name),
-            "x".join(str(d) for d in out.shape),
-            f"{out.max_abs_error:.3g}",
-            f"{out.rel_max_error:.3g}",
-            f"{out.mean_rel_error:.3g}",
+            out.kind + ("" if out.kind_given else "?"),
             f"{out.cosine:.6f}",
-            f"{topk['top1']:.1%}" if "top1" in topk else "-",
-            f"{topk['top5']:.1%}" if "top5" in topk else "-",
+            f"{out.rel_max_error:.3g}",
+            escape(out.measure_text()),
+            f"{verdict} {escape(out.reason)}",
         )
     console.print(table)
     limits = report.thresholds
     verdict = "[green]passed[/green]" if report.passed else "[red]FAILED[/red]"
     console.print(
-        f"  accuracy {verdict} (rel max = max abs error / max |FP32| <= {limits.max_error:g}, "
-        f"cosine >= {limits.min_cosine:g})"
+        f"  accuracy {verdict} (cosine >= {limits.min_cosine:g}; top-1 >= {limits.min_top1:.0%}, mask IoU >= "
+        f"{limits.min_iou:.0%}, detection F1 >= {limits.min_detect_f1:.0%}; '?' = kind inferred, --output-kind sets it)"
         + ("" if report.held_out else "; [yellow]samples were not held out[/yellow]")
     )
 

@@ -36,6 +36,13 @@ DEFAULT_PREPROCESS = "yolo"
 DEFAULT_MAX_SAMPLES = 512
 DEFAULT_RANDOM_SAMPLES = 32
 DEFAULT_EVAL_SAMPLES = 8
+#: share of the files held out for the accuracy report (at least one), and the fewest files to hold any out
+HOLD_OUT_FRACTION = 0.2
+MIN_FILES_TO_HOLD_OUT = 5
+#: size for dynamic non-batch dims of seeded test inputs: divisible by the strides of common vision models
+DEFAULT_DYNAMIC_DIM = 256
+#: image size for dynamic height/width when calibrating from images with a preset
+PRESET_IMAGE_SIZE = {"yolo": 640, "imagenet": 224}
 #: bumped when the meaning of the provenance changes, so old caches are rebuilt
 PROVENANCE_VERSION = 1
 
@@ -59,7 +66,8 @@ class CalibOptions:
     random: bool = False  # --calib-random: random data, only on request
     seed: int = 0
     cache: str | None = None  # --calib: an explicit cache file (refused when stale)
-    eval_samples: int = DEFAULT_EVAL_SAMPLES  # held-out samples for the accuracy report
+    eval_samples: int = DEFAULT_EVAL_SAMPLES  # at most this many held-out samples for the accuracy report
+    batch_axis: str | None = None  # --calib-batch-axis, e.g. state:1 (default: from the model's dims)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -80,7 +88,7 @@ class CalibrationData:
     model_path: Path
     model_sha256: str
     inputs: list[TensorInfo]
-    batch_shapes: dict[str, Dims]  # input name -> batch shape (batch = axis 0)
+    batch_shapes: dict[str, Dims]  # input name -> batch shape, as the model takes it
     kind: str  # images | arrays | random
     preprocess: str | None
     calib_refs: list[SampleRef] = field(default_factory=list)
@@ -91,15 +99,32 @@ class CalibrationData:
     held_out: bool = True  # False: evaluation reuses calibration samples (too few files)
     files_sha256: str = ""
     source: str | None = None
+    #: input name -> the axis samples are stacked on (None: the input has no batch axis, e.g. a scalar)
+    batch_axes: dict[str, int | None] = field(default_factory=dict)
+    layout: str = "NCHW"  # image inputs: NCHW | NHWC
     _preprocess_fn: Callable[..., Any] | None = None
     _arrays: dict[Path, Any] = field(default_factory=dict, repr=False)
+    #: (file, input) -> the axis the file stores samples on (None: the array is one sample)
+    _array_axes: dict[tuple[Path, str], int | None] = field(default_factory=dict, repr=False)
 
     # ---- shape
 
+    def batch_axis(self, name: str) -> int | None:
+        return self.batch_axes.get(name, 0 if self.batch_shapes.get(name) else None)
+
+    def sample_shape(self, name: str) -> Dims:
+        """One sample of ``name``: its batch shape without the batch axis."""
+        dims = self.batch_shapes[name]
+        axis = self.batch_axis(name)
+        return dims if axis is None else dims[:axis] + dims[axis + 1 :]
+
     @property
     def batch_size(self) -> int:
-        first = next(iter(self.batch_shapes.values()))
-        return int(first[0]) if first else 1
+        for name, dims in self.batch_shapes.items():
+            axis = self.batch_axis(name)
+            if axis is not None:
+                return int(dims[axis])
+        return 1
 
     @property
     def num_samples(self) -> int:
@@ -135,7 +160,6 @@ class CalibrationData:
 
     def batches(self, which: str = "calib", *, pad_last: bool = False) -> Iterator[dict[str, np.ndarray]]:
         """Batches of ``batch_size`` samples (the last one smaller unless ``pad_last`` repeats samples)."""
-        import numpy as np
 
         if self.kind == "random":
             yield from self._random_batches(which, pad_last=pad_last)
@@ -147,14 +171,29 @@ class CalibrationData:
             if pad_last and len(chunk) < size:
                 chunk += [refs[i % len(refs)] for i in range(size - len(chunk))]
             samples = [self._load(ref) for ref in chunk]
-            yield {name: np.stack([s[name] for s in samples]) for name in self.batch_shapes}
+            yield self._stack(samples)
+
+    def _stack(self, samples: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Samples stacked on each input's batch axis; an input without one takes the first sample's value."""
+        import numpy as np
+
+        batch: dict[str, np.ndarray] = {}
+        for name in self.batch_shapes:
+            axis = self.batch_axis(name)
+            values = [s[name] for s in samples]
+            batch[name] = np.asarray(values[0]) if axis is None else np.stack(values, axis=axis)
+        return batch
 
     def all_samples(self, which: str = "calib") -> dict[str, np.ndarray]:
-        """Every sample of one split concatenated along axis 0 (for converters that take one array)."""
+        """Every sample of one split on its input's batch axis (for converters that take one array)."""
         import numpy as np
 
         parts = list(self.batches(which))
-        return {name: np.concatenate([p[name] for p in parts]) for name in self.batch_shapes}
+        out: dict[str, np.ndarray] = {}
+        for name in self.batch_shapes:
+            axis = self.batch_axis(name)
+            out[name] = parts[0][name] if axis is None else np.concatenate([p[name] for p in parts], axis=axis)
+        return out
 
     def _random_batches(self, which: str, *, pad_last: bool) -> Iterator[dict[str, np.ndarray]]:
         import numpy as np
@@ -167,7 +206,8 @@ class CalibrationData:
             n = self.batch_size if pad_last else min(self.batch_size, remaining)
             batch: dict[str, np.ndarray] = {}
             for name, shape in self.batch_shapes.items():
-                dims = (n, *shape[1:])
+                axis = self.batch_axis(name)
+                dims = tuple(shape) if axis is None else (*shape[:axis], n, *shape[axis + 1 :])
                 dtype = np.dtype(dtypes.get(name, "float32"))
                 if dtype.kind == "f":
                     batch[name] = rng.random(dims, dtype=np.float32).astype(dtype)
@@ -179,7 +219,11 @@ class CalibrationData:
     def _load(self, ref: SampleRef) -> dict[str, np.ndarray]:
         if self.kind == "images":
             (name,) = self.batch_shapes
-            return {name: self._load_image(ref.path, self.batch_shapes[name][1:])}
+            sample = self.sample_shape(name)
+            if self.layout == "NHWC":  # presets and functions work in (C, H, W)
+                image = self._load_image(ref.path, (sample[2], sample[0], sample[1]))
+                return {name: image.transpose(1, 2, 0).copy()}
+            return {name: self._load_image(ref.path, sample)}
         return self._load_array_sample(ref)
 
     def _load_image(self, path: Path, sample_shape: Dims) -> np.ndarray:
@@ -213,7 +257,8 @@ class CalibrationData:
         out: dict[str, np.ndarray] = {}
         for name in self.batch_shapes:
             array = _array_for_input(data, name, ref.path, len(self.batch_shapes))
-            sample = array if ref.index is None else array[ref.index]
+            axis = self._array_axes.get((ref.path, name))
+            sample = array if axis is None else np.take(array, ref.index or 0, axis=axis)
             out[name] = np.ascontiguousarray(sample, dtype=np.dtype(self._dtype_of(name)))
         return out
 
@@ -231,8 +276,9 @@ def open_calibration(
 ) -> CalibrationData | None:
     """Collect the samples ``options`` names for ``model``; ``None`` when there is no data and not ``require``.
 
-    Shapes come from ``--calib-shape``, else the profile's opt shape, else the model's dims (a dynamic
-    leading batch dim becomes 1). Random data only with ``options.random`` (and a warning).
+    Shapes come from ``--calib-shape``, else the profile's opt shape, else the model's dims with the
+    batch axis at 1 and other dynamic dims taken from the data (arrays as given, the preset's image
+    size). Random data only with ``options.random`` (and a warning), and never for integer inputs.
     """
     from trtbuild.model.load import load_onnx, model_inputs, resolve_model_path
 
@@ -246,38 +292,126 @@ def open_calibration(
                 "calibrates on random numbers (a smoke test only: the scales will not fit real inputs)."
             )
         return None
-    shapes = resolve_calib_shapes(inputs, options.shape, profile_opt)
+    if options.data and options.random:
+        raise CalibrationError("--calib-data and --calib-random exclude each other; choose one.")
+    axes = batch_axes(inputs, options.batch_axis)
     data = CalibrationData(
         model_path=path,
         model_sha256=file_sha256(path),
         inputs=inputs,
-        batch_shapes=shapes,
+        batch_shapes={},
+        batch_axes=axes,
         kind="random",
         preprocess=None,
         seed=options.seed,
     )
     if options.data:
-        if options.random:
-            raise CalibrationError("--calib-data and --calib-random exclude each other; choose one.")
-        _collect_files(data, options)
-    else:
-        data.random_samples = options.samples or DEFAULT_RANDOM_SAMPLES
-        data.random_eval_samples = max(0, options.eval_samples)
-        data.source = "random"
-        log.warning(
-            "Calibrating on %d random samples (--calib-random): the ranges will not match real inputs, so "
-            "the INT8 model is for smoke tests only. Pass --calib-data DIR with representative samples.",
-            data.random_samples,
+        _collect_files(data, options, profile_opt)
+        return data
+    integers = [t.describe() for t in inputs if not t.dtype.startswith("float")]
+    if integers:
+        raise CalibrationError(
+            f"--calib-random cannot make inputs of integer type ({', '.join(integers)}): random numbers are not valid "
+            "token ids, sample rates or indices. Give real samples with --calib-data (an .npz file with one array per "
+            "input)."
         )
+    data.batch_shapes = resolve_calib_shapes(inputs, options.shape, profile_opt, axes=axes, default=DEFAULT_DYNAMIC_DIM)
+    data.random_samples = options.samples or DEFAULT_RANDOM_SAMPLES
+    data.random_eval_samples = max(0, options.eval_samples)
+    data.source = "random"
+    log.warning(
+        "Calibrating on %d random samples (--calib-random): the ranges will not match real inputs, so "
+        "the INT8 model is for smoke tests only. Pass --calib-data DIR with representative samples.",
+        data.random_samples,
+    )
     return data
+
+
+def seeded_inputs(
+    model: str | os.PathLike[str],
+    *,
+    shape: str | None = None,
+    profile_opt: Mapping[str, Sequence[int]] | None = None,
+    samples: int = DEFAULT_EVAL_SAMPLES,
+    seed: int = 0,
+) -> CalibrationData:
+    """Seeded test inputs for an accuracy check without data: floats in [0, 1), integers 0.
+
+    Shapes: ``shape`` / ``profile_opt`` where given, else fixed dims as declared, the batch axis at 1
+    and every other dynamic dim at :data:`DEFAULT_DYNAMIC_DIM` (one value per symbolic name).
+    """
+    from trtbuild.model.load import load_onnx, model_inputs, resolve_model_path
+
+    path = resolve_model_path(model)
+    inputs = model_inputs(load_onnx(path, load_weights=False))
+    axes = batch_axes(inputs, None)
+    return CalibrationData(
+        model_path=path,
+        model_sha256=file_sha256(path),
+        inputs=inputs,
+        batch_shapes=resolve_calib_shapes(inputs, shape, profile_opt, axes=axes, default=DEFAULT_DYNAMIC_DIM),
+        batch_axes=axes,
+        kind="random",
+        preprocess=None,
+        random_samples=samples,
+        random_eval_samples=samples,
+        seed=seed,
+        source="seeded",
+    )
+
+
+def batch_axes(inputs: Sequence[TensorInfo], override: str | None = None) -> dict[str, int | None]:
+    """The axis each input stacks samples on.
+
+    A symbolic dim name that sits on axis 0 of some input marks the batch wherever it appears (e.g.
+    ``state [2, batch, 128]`` beside ``input [batch, 512]``); otherwise a dynamic axis 0, else the
+    only dynamic axis, else axis 0. Scalars have none. ``override`` is ``--calib-batch-axis name:axis,...``.
+    """
+    batch_symbols = {t.dims[0] for t in inputs if t.dims and isinstance(t.dims[0], str)}
+    axes: dict[str, int | None] = {}
+    for tensor in inputs:
+        dims = tensor.dims
+        if not dims:
+            axes[tensor.name] = None
+            continue
+        shared = [a for a, d in enumerate(dims) if isinstance(d, str) and d in batch_symbols]
+        dynamic = [a for a, d in enumerate(dims) if not (isinstance(d, int) and d >= 0)]
+        if shared:
+            axes[tensor.name] = shared[0]
+        elif 0 in dynamic or len(dynamic) != 1:
+            axes[tensor.name] = 0
+        else:
+            axes[tensor.name] = dynamic[0]
+    for item in (override or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, axis_text = item.strip().rpartition(":")
+        found = next((t for t in inputs if t.name == name), None)
+        if not sep or found is None or not axis_text.strip().lstrip("-").isdigit():
+            names = ", ".join(t.name for t in inputs)
+            raise CalibrationError(f"--calib-batch-axis takes NAME:AXIS for the model's inputs ({names}), not '{item}'.")
+        axis = int(axis_text)
+        if not -len(found.dims) <= axis < len(found.dims):
+            raise CalibrationError(f"--calib-batch-axis {item}: {found.describe()} has no axis {axis}.")
+        axes[name] = axis % len(found.dims)
+    return axes
 
 
 def resolve_calib_shapes(
     inputs: Sequence[TensorInfo],
     shape_text: str | None,
     profile_opt: Mapping[str, Sequence[int]] | None = None,
+    *,
+    axes: Mapping[str, int | None] | None = None,
+    known: Mapping[str, Dims] | None = None,
+    default: int | None = None,
 ) -> dict[str, Dims]:
-    """Batch shape per model input: --calib-shape, else the profile's opt shape, else the model's dims."""
+    """Batch shape per model input: --calib-shape, else the profile's opt shape, else the model's dims.
+
+    In the model's dims the batch axis becomes 1; other dynamic dims come from ``known`` (dims the
+    data shows), else ``default`` (one value per symbolic name), else the call fails naming the flag.
+    """
+    axes = axes if axes is not None else batch_axes(inputs)
     given: dict[str, Dims] = {}
     if shape_text:
         parsed = parse_shape_list(shape_text, flag="calib-shape")
@@ -297,26 +431,37 @@ def resolve_calib_shapes(
     elif profile_opt:
         given = {n: tuple(int(d) for d in dims) for n, dims in profile_opt.items()}
     shapes: dict[str, Dims] = {}
+    symbols: dict[str, int] = {}
     for tensor in inputs:
-        dims = given.get(tensor.name) or _model_dims(tensor)
+        dims = given.get(tensor.name) or _model_dims(tensor, axes.get(tensor.name), (known or {}).get(tensor.name), default, symbols)
         _check_fits(tensor, dims)
         shapes[tensor.name] = dims
-    batches = {d[0] for d in shapes.values() if d}
+    batches = {d[axis] for n, d in shapes.items() if (axis := axes.get(n)) is not None}
     if len(batches) > 1:
         raise CalibrationError(
             f"The calibration shapes have different batch sizes ({_shapes_line(shapes)}); give every input the "
-            "same leading (batch) dimension in --calib-shape."
+            "same batch dimension in --calib-shape."
         )
     return shapes
 
 
-def _model_dims(tensor: TensorInfo) -> Dims:
+def _model_dims(
+    tensor: TensorInfo, batch_axis: int | None, known: Dims | None, default: int | None, symbols: dict[str, int]
+) -> Dims:
     dims: list[int] = []
     for axis, d in enumerate(tensor.dims):
         if isinstance(d, int) and d >= 0:
             dims.append(d)
-        elif axis == 0:
-            dims.append(1)  # a dynamic batch: one sample per calibration step
+        elif axis == batch_axis:
+            dims.append(1)  # one sample per calibration step unless --calib-shape says more
+        elif known is not None and len(known) == len(tensor.dims):
+            dims.append(int(known[axis]))
+        elif isinstance(d, str) and d in symbols:
+            dims.append(symbols[d])
+        elif default is not None:
+            dims.append(default)
+            if isinstance(d, str):
+                symbols[d] = default
         else:
             raise CalibrationError(
                 f"Input {tensor.describe()} has a dynamic axis {axis}, so calibration needs a shape: pass "
@@ -345,7 +490,7 @@ def _shapes_line(shapes: Mapping[str, Dims]) -> str:
     return ", ".join(f"{n}:{format_dims(d)}" for n, d in shapes.items())
 
 
-def _collect_files(data: CalibrationData, options: CalibOptions) -> None:
+def _collect_files(data: CalibrationData, options: CalibOptions, profile_opt: Mapping[str, Sequence[int]] | None) -> None:
     assert options.data is not None
     root = Path(options.data).expanduser()
     if not root.exists():
@@ -365,10 +510,12 @@ def _collect_files(data: CalibrationData, options: CalibOptions) -> None:
     if images:
         data.kind = "images"
         data.preprocess = options.preprocess or DEFAULT_PREPROCESS
-        _setup_images(data)
+        _setup_images(data, options, profile_opt)
         refs = [SampleRef(p) for p in images]
     else:
         data.kind = "arrays"
+        known = _dims_shown_by(arrays[0], data)
+        data.batch_shapes = resolve_calib_shapes(data.inputs, options.shape, profile_opt, axes=data.batch_axes, known=known)
         refs = _array_refs(data, arrays)
     _split(data, refs, options)
     used = sorted({r.path for r in data.calib_refs})
@@ -376,8 +523,11 @@ def _collect_files(data: CalibrationData, options: CalibOptions) -> None:
 
 
 def _split(data: CalibrationData, refs: list[SampleRef], options: CalibOptions) -> None:
-    """First N samples calibrate; the next ``eval_samples`` are held out for the accuracy report."""
-    eval_n = max(0, options.eval_samples)
+    """Calibrate on most samples; hold out the last ones (at most 20 %, at least 1) for the accuracy report.
+
+    With fewer than :data:`MIN_FILES_TO_HOLD_OUT` samples, all calibrate and the report reuses them.
+    """
+    wanted_eval = max(0, options.eval_samples)
     if options.samples is not None:
         if options.samples < 1:
             raise CalibrationError("--calib-samples must be at least 1.")
@@ -385,19 +535,25 @@ def _split(data: CalibrationData, refs: list[SampleRef], options: CalibOptions) 
             raise CalibrationError(
                 f"--calib-samples {options.samples} asks for more samples than {data.source} has ({len(refs)})."
             )
-        n = options.samples
+        data.calib_refs = refs[: options.samples]
+        data.eval_refs = refs[options.samples : options.samples + wanted_eval]
+    elif wanted_eval and len(refs) >= MIN_FILES_TO_HOLD_OUT:
+        eval_n = min(wanted_eval, max(1, int(len(refs) * HOLD_OUT_FRACTION)))
+        data.calib_refs = refs[: len(refs) - eval_n][:DEFAULT_MAX_SAMPLES]
+        data.eval_refs = refs[len(refs) - eval_n :]
     else:
-        n = min(DEFAULT_MAX_SAMPLES, len(refs) - eval_n if len(refs) > eval_n else len(refs))
-    data.calib_refs = refs[:n]
-    data.eval_refs = refs[n : n + eval_n]
-    data.held_out = bool(data.eval_refs) or eval_n == 0
-    if not data.eval_refs and eval_n:
-        data.eval_refs = data.calib_refs[:eval_n]
+        data.calib_refs = refs[:DEFAULT_MAX_SAMPLES]
+    data.held_out = bool(data.eval_refs) or wanted_eval == 0
+    if not data.eval_refs and wanted_eval:
+        data.eval_refs = data.calib_refs[:wanted_eval]
         log.warning(
-            "All %d samples in %s are used for calibration, so the accuracy report reuses calibration samples "
-            "(not held out); add more files or lower --calib-samples.",
-            len(refs),
+            "%s has %d sample(s): all calibrate, and the accuracy report reuses %d of them (not held out); with %d "
+            "or more, up to %d%% are held out.",
             data.source,
+            len(refs),
+            len(data.eval_refs),
+            MIN_FILES_TO_HOLD_OUT,
+            round(HOLD_OUT_FRACTION * 100),
         )
     log.info(
         "Calibration data: %d sample(s) (%s) from %s in batches of %s (%d held out for the accuracy report).",
@@ -405,62 +561,110 @@ def _split(data: CalibrationData, refs: list[SampleRef], options: CalibOptions) 
         data.kind,
         data.source,
         _shapes_line(data.batch_shapes),
-        len(data.eval_refs),
+        len(data.eval_refs) if data.held_out else 0,
     )
 
 
-def _setup_images(data: CalibrationData) -> None:
-    float_4d = [t for t in data.inputs if len(t.dims) == 4]
-    if len(data.inputs) != 1 or not float_4d:
+def image_layout(tensor: TensorInfo) -> str | None:
+    """NCHW or NHWC for a rank-4 image input (1 or 3 channels), None when neither fits."""
+    dims = tensor.dims
+    if len(dims) != 4:
+        return None
+    if dims[1] in (1, 3):
+        return "NCHW"
+    if dims[3] in (1, 3):
+        return "NHWC"
+    if not isinstance(dims[1], int) or dims[1] < 0:
+        return "NCHW"  # dynamic channels: assume the common layout
+    return None
+
+
+def _setup_images(data: CalibrationData, options: CalibOptions, profile_opt: Mapping[str, Sequence[int]] | None) -> None:
+    if len(data.inputs) != 1 or image_layout(data.inputs[0]) is None:
         names = ", ".join(t.describe() for t in data.inputs)
         raise CalibrationError(
-            f"Images can calibrate a model with one NCHW image input, but this model has {names}; give an .npz "
-            "file (or a folder of them) with one array per input name, samples along axis 0."
+            f"Images can calibrate a model with one image input (NCHW or NHWC, 1 or 3 channels), but this model has "
+            f"{names}; give an .npz file (or a folder of them) with one array per input name."
         )
-    name = float_4d[0].name
-    channels = data.batch_shapes[name][1]
+    tensor = data.inputs[0]
+    data.layout = image_layout(tensor) or "NCHW"
     preprocess = str(data.preprocess)
+    size = PRESET_IMAGE_SIZE.get(preprocess, DEFAULT_DYNAMIC_DIM)
+    channel_axis = 1 if data.layout == "NCHW" else 3
+    known = tuple(3 if axis == channel_axis else size for axis in range(4))
+    data.batch_shapes = resolve_calib_shapes(
+        data.inputs, options.shape, profile_opt, axes=data.batch_axes, known={tensor.name: known}
+    )
+    channels = data.batch_shapes[tensor.name][channel_axis]
     if preprocess in PRESETS:
         if channels not in (1, 3):
             raise CalibrationError(
-                f"The '{preprocess}' preset makes 1- or 3-channel images, but '{name}' takes {channels} channels; "
+                f"The '{preprocess}' preset makes 1- or 3-channel images, but '{tensor.name}' takes {channels} channels; "
                 "use --calib-preprocess module:function or .npy/.npz data."
             )
-        log.info("Images are preprocessed with the '%s' preset: %s.", preprocess, PRESET_HELP[preprocess])
+        log.info("Images are preprocessed with the '%s' preset: %s (%s).", preprocess, PRESET_HELP[preprocess], data.layout)
     else:
         data._preprocess_fn = load_user_function(preprocess)
 
 
 PRESET_HELP = {
-    "yolo": "letterbox to the input size (gray 114 padding), RGB, 0-1, NCHW",
+    "yolo": "letterbox to the input size (gray 114 padding), RGB, 0-1",
     "imagenet": "resize the shorter side to size/0.875, center crop, RGB, 0-1, minus mean / std (ImageNet)",
 }
 
 
+def _dims_shown_by(path: Path, data: CalibrationData) -> dict[str, Dims]:
+    """Per input, the batch shape an array file shows (to fill dynamic dims when no shape is given)."""
+    handle = _open_array_file(path)
+    data._arrays[path] = handle
+    known: dict[str, Dims] = {}
+    for tensor in data.inputs:
+        array = _array_for_input(handle, tensor.name, path, len(data.inputs))
+        shape = tuple(int(d) for d in array.shape)
+        rank = len(tensor.dims)
+        if len(shape) == rank:  # as the model takes it (or samples along a batch axis 0)
+            known[tensor.name] = shape
+        elif len(shape) == rank - 1 and data.batch_axis(tensor.name) is not None:  # one sample
+            axis = data.batch_axis(tensor.name) or 0
+            known[tensor.name] = (*shape[:axis], 1, *shape[axis:])
+    return known
+
+
 def _array_refs(data: CalibrationData, files: list[Path]) -> list[SampleRef]:
+    """Samples in each file, per input: one sample, samples along axis 0, or along the model's batch axis."""
     refs: list[SampleRef] = []
-    n_inputs = len(data.batch_shapes)
     for path in files:
-        handle = _open_array_file(path)
-        data._arrays[path] = handle
-        counts: set[int | None] = set()
-        for name, shape in data.batch_shapes.items():
-            array = _array_for_input(handle, name, path, n_inputs)
-            sample_shape = tuple(shape[1:])
-            if tuple(array.shape) == sample_shape:
-                counts.add(None)
-            elif tuple(array.shape[1:]) == sample_shape:
-                counts.add(int(array.shape[0]))
+        if path not in data._arrays:
+            data._arrays[path] = _open_array_file(path)
+        handle = data._arrays[path]
+        counts: set[int] = set()
+        for name in data.batch_shapes:
+            array = _array_for_input(handle, name, path, len(data.batch_shapes))
+            sample = tuple(data.sample_shape(name))
+            shape = tuple(int(d) for d in array.shape)
+            axis = data.batch_axis(name)
+            if shape == sample:
+                data._array_axes[(path, name)] = None
+                continue
+            if axis is not None and len(shape) == len(sample) + 1 and shape[:axis] + shape[axis + 1 :] == sample:
+                data._array_axes[(path, name)] = axis
+                counts.add(shape[axis])
+            elif len(shape) == len(sample) + 1 and shape[1:] == sample:
+                data._array_axes[(path, name)] = 0
+                counts.add(shape[0])
             else:
+                batch = format_dims(data.batch_shapes[name])
                 raise CalibrationError(
-                    f"{path.name}: the array for '{name}' has shape {list(array.shape)}, but calibration samples "
-                    f"are {list(sample_shape)} (from {name}:{format_dims(shape)}); store samples along axis 0, "
-                    f"like {[8, *sample_shape]}, or change --calib-shape."
+                    f"{path.name}: the array for '{name}' has shape {list(shape)}, but calibration samples are "
+                    f"{list(sample)} (from {name}:{batch}); store samples along axis 0, like {[8, *sample]}, or as the "
+                    "model takes them, or change --calib-shape."
                 )
-        if len(counts) != 1:
+        if len(counts) > 1:
             raise CalibrationError(f"{path.name}: the arrays for the inputs hold different numbers of samples.")
-        (count,) = counts
+        count = counts.pop() if counts else None
         refs += [SampleRef(path)] if count is None else [SampleRef(path, i) for i in range(count)]
+    if not refs:
+        raise CalibrationError(f"{data.source} holds no samples.")
     return refs
 
 

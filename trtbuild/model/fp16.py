@@ -5,9 +5,12 @@ kernels would not. The range scan is the guard: run the FP32 model on calibratio
 intermediate tensor exposed, record each tensor's largest magnitude, and keep the nodes that
 produce (or consume) a tensor beyond the FP16 range, with a safety margin, in FP32.
 
-Converters: modelopt's AutoCast when it is installed (NVIDIA's documented path for TensorRT 11),
-else onnxconverter-common's float16 converter. Either way the result must load and run in ONNX
-Runtime, with no inf/NaN where the FP32 model has none.
+Converters: trtbuild's own graph pass (:mod:`trtbuild.model.fp16_pass`, the default: it holds on the
+third-party exports where the others fail, see docs/precision.md), NVIDIA ModelOpt's AutoCast, or
+onnxconverter-common's float16 converter (run in a child process with a time limit: it can loop
+forever on some graphs). Whatever the converter, stale ``value_info`` is dropped and types are
+inferred again, and the result must load and run in ONNX Runtime, with no inf/NaN where the FP32
+model has none, before the caller publishes it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ FP16_MAX = 65504.0
 DEFAULT_RANGE_MARGIN = 4.0
 #: initializers below this magnitude flush to it (the smallest FP16 subnormal)
 FP16_MIN_POSITIVE = 5.96e-08
-CONVERTERS = ("auto", "modelopt", "onnxconverter-common")
+CONVERTERS = ("auto", "trtbuild", "modelopt", "onnxconverter-common")
+#: seconds a converter may take before it is stopped (onnxconverter-common can loop forever)
+DEFAULT_CONVERTER_TIMEOUT = 600.0
 
 
 class Fp16Error(TrtbuildError):
@@ -52,6 +57,7 @@ class Fp16Options:
     range_scan: bool = True
     range_margin: float = DEFAULT_RANGE_MARGIN
     converter: str = "auto"
+    timeout: float = DEFAULT_CONVERTER_TIMEOUT
 
 
 @dataclass
@@ -252,7 +258,7 @@ def choose_converter(requested: str) -> str:
     if requested not in CONVERTERS:
         raise Fp16Error(f"Unknown FP16 converter '{requested}'; choose one of {', '.join(CONVERTERS)}.")
     if requested == "auto":
-        return "modelopt" if modelopt_available() else "onnxconverter-common"
+        return "trtbuild"
     if requested == "modelopt" and not modelopt_available():
         raise MissingDependencyError(
             "--converter modelopt needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (on a CPU-only host "
@@ -278,11 +284,18 @@ def cast_fp16(
     """
     import onnx
 
+    from trtbuild.model.fp16_pass import clear_value_info, quantized_ops
     from trtbuild.model.load import load_onnx, resolve_model_path
 
     opts = options or Fp16Options()
     source = resolve_model_path(model)
     proto = _named(load_onnx(source))
+    quantized = quantized_ops(proto)
+    if quantized:
+        raise Fp16Error(
+            f"{source} is already quantized ({', '.join(quantized)}): casting it to FP16 would retype its scales. "
+            "Cast the FP32 model it was made from, or build the quantized model as it is."
+        )
     if any(
         v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 for v in [*proto.graph.input, *proto.graph.output]
     ) or any(t.data_type == onnx.TensorProto.FLOAT16 for t in proto.graph.initializer):
@@ -304,13 +317,17 @@ def cast_fp16(
     blocked = sorted(set(opts.node_block_list) | set(scan.blocked_nodes if scan else ()))
     converter = choose_converter(opts.converter)
     out_path = Path(output)
+    log.info("Casting %s to FP16 with %s (%d node(s) kept FP32)...", source.name, converter, len(blocked))
     if converter == "modelopt":
         converted = _cast_modelopt(proto, opts, blocked, calibration_npz)
         version = package_version("nvidia-modelopt")
-    else:
+    elif converter == "onnxconverter-common":
         converted = _cast_onnxconverter(proto, opts, blocked)
         version = package_version("onnxconverter-common")
-    _save(converted, out_path)
+    else:
+        converted = _cast_own(proto, opts, blocked)
+        version = package_version("trtbuild")
+    _save(clear_value_info(converted), out_path)
     fp16_nodes, fp32_nodes = _count_precisions(converted)
     result = CastResult(
         path=out_path,
@@ -335,31 +352,48 @@ def cast_fp16(
     return result
 
 
-def _cast_onnxconverter(proto: onnx.ModelProto, opts: Fp16Options, blocked: Sequence[str]) -> onnx.ModelProto:
-    try:
-        from onnxconverter_common import float16
-    except ImportError:
-        raise MissingDependencyError(
-            "The FP16 cast needs onnxconverter-common (pip install onnxconverter-common) or NVIDIA ModelOpt "
-            "(pip install 'nvidia-modelopt[onnx]')."
-        ) from None
-    import warnings
+def _cast_own(proto: onnx.ModelProto, opts: Fp16Options, blocked: Sequence[str]) -> onnx.ModelProto:
+    from trtbuild.model.fp16_pass import DEFAULT_OP_BLOCK_LIST, convert_to_fp16
 
-    op_block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(opts.op_block_list))
-    with warnings.catch_warnings():
-        # It warns once per clamped initializer; the scan already reported what matters.
-        warnings.simplefilter("ignore")
+    converted, stats = convert_to_fp16(
+        proto,
+        keep_io_types=opts.keep_io_types,
+        op_block_list=sorted(set(DEFAULT_OP_BLOCK_LIST) | set(opts.op_block_list)),
+        node_block_list=blocked,
+    )
+    if not stats.converted:
+        raise Fp16Error(
+            "No node of the model can compute in FP16 (every float op is blocked, typed by an attribute or outside "
+            "the ONNX domain); there is nothing to cast."
+        )
+    log.info("FP16 pass: %d node(s) in FP16, %d Cast(s) added at precision boundaries.", stats.converted, stats.casts_added)
+    return converted
+
+
+def _cast_onnxconverter(proto: onnx.ModelProto, opts: Fp16Options, blocked: Sequence[str]) -> onnx.ModelProto:
+    """onnxconverter-common in a child process: some graphs make it loop forever, so it gets a time limit."""
+    import json
+
+    import onnx
+
+    if importlib.util.find_spec("onnxconverter_common") is None:
+        raise MissingDependencyError("--converter onnxconverter-common needs it installed: pip install onnxconverter-common.")
+    with tempfile.TemporaryDirectory(prefix="trtbuild-occ-") as tmp:
+        src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model.fp16.onnx"
+        onnx.save(proto, str(src))
+        settings = {
+            "keep_io_types": opts.keep_io_types,
+            "op_block_list": sorted(set(opts.op_block_list)),
+            "node_block_list": list(blocked),
+            "min_positive_val": FP16_MIN_POSITIVE,
+            "max_finite_val": FP16_MAX,
+        }
+        cmd = [sys.executable, "-m", "trtbuild.model._occ_worker", str(src), str(dst), json.dumps(settings)]
         try:
-            return float16.convert_float_to_float16(
-                proto,
-                min_positive_val=FP16_MIN_POSITIVE,
-                max_finite_val=FP16_MAX,
-                keep_io_types=opts.keep_io_types,
-                op_block_list=op_block,
-                node_block_list=list(blocked),
-            )
-        except Exception as exc:  # the converter raises bare Exceptions/ValueErrors for odd graphs
-            raise Fp16Error(f"onnxconverter-common could not cast the model to FP16 ({type(exc).__name__}: {exc}).") from None
+            run_subprocess(cmd, "onnxconverter-common's FP16 converter", timeout=opts.timeout)
+        except TrtbuildError as exc:
+            raise Fp16Error(f"{exc} Use the default converter (--converter trtbuild).") from None
+        return onnx.load(str(dst))
 
 
 def _cast_modelopt(

@@ -1,0 +1,361 @@
+"""One accuracy verdict per output, for every comparison trtbuild makes.
+
+Plain metrics (max abs, relative max, relative L2, mean relative, cosine) say how far two outputs
+are apart; a task measure says whether that distance matters for what the output is:
+
+| kind     | output                                         | measure                                    |
+|----------|------------------------------------------------|--------------------------------------------|
+| classify | ``[N, C]`` logits or probabilities             | top-1 agreement along the class axis        |
+| sequence | ``[N, T, C]`` per-step class scores (OCR, ASR) | per-step argmax agreement                   |
+| segment  | ``[N, 1, H, W]`` / ``[N, H, W]`` maps          | IoU of the thresholded maps (C > 1: argmax) |
+| detect   | YOLO heads ``[N, 4+C, A]`` / ``[N, A, 4+C(+1)]`` | F1 of detections matched after NMS        |
+| regress  | anything else (embeddings, features, audio)    | none: cosine decides                        |
+
+Rules that hold whatever the thresholds: an output with inf/NaN where the reference has none, a
+constant or all-zero output where the reference is not, or a cosine below 0.5 never passes; an
+output equal to the reference within FP16 rounding (4 ulps at the output's scale; probability
+outputs use scale 1) never fails. Otherwise the cosine and the task measure must both reach the
+precision's limits (docs/precision.md lists them and the data behind them).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+KINDS = ("classify", "sequence", "segment", "detect", "regress")
+#: below this cosine an output is treated as unrelated to its reference, whatever else is said
+DEAD_COSINE = 0.5
+#: "equal within FP16 rounding": 4 FP16 ulps at the output's scale
+ROUNDING = 2.0**-8
+#: detections: score threshold, NMS IoU and the IoU a match needs (Ultralytics' predict defaults)
+DETECT_SCORE = 0.25
+DETECT_NMS_IOU = 0.7
+DETECT_MATCH_IOU = 0.5
+MAX_DETECTIONS = 300
+MAP_THRESHOLD = 0.5
+
+_EMBEDDING_NAME = re.compile(r"emb|feat|vec|hidden|pool|encod|descr|latent|state", re.IGNORECASE)
+_CLASS_NAME = re.compile(r"logit|prob|class|cls|score|softmax|pred|label|ctc", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an output must reach to pass, per precision."""
+
+    min_cosine: float
+    min_top1: float  # classify and sequence
+    min_iou: float  # segment
+    min_detect_f1: float  # detect
+    max_error: float | None = None  # optional extra gate on max|y - y_ref| / max|y_ref| (--max-error)
+
+    def measure_limit(self, kind: str) -> float | None:
+        return {"classify": self.min_top1, "sequence": self.min_top1, "segment": self.min_iou}.get(
+            kind, self.min_detect_f1 if kind == "detect" else None
+        )
+
+
+#: Defaults, at least as strict as the independent corpus thresholds (docs/precision.md).
+DEFAULT_LIMITS = {
+    "fp32": Limits(min_cosine=0.9999, min_top1=0.999, min_iou=0.99, min_detect_f1=0.99),
+    "fp16": Limits(min_cosine=0.999, min_top1=0.99, min_iou=0.95, min_detect_f1=0.97),
+    "int8": Limits(min_cosine=0.98, min_top1=0.95, min_iou=0.85, min_detect_f1=0.90),
+}
+
+
+def limits_for(precision: str, *, min_cosine: float | None = None, max_error: float | None = None) -> Limits:
+    """The default limits of ``precision`` (``int8+fp16`` counts as int8), with the user's overrides."""
+    base = DEFAULT_LIMITS["int8" if "int8" in precision else precision if precision in DEFAULT_LIMITS else "fp16"]
+    return Limits(
+        min_cosine=base.min_cosine if min_cosine is None else float(min_cosine),
+        min_top1=base.min_top1,
+        min_iou=base.min_iou,
+        min_detect_f1=base.min_detect_f1,
+        max_error=max_error if max_error is not None else base.max_error,
+    )
+
+
+@dataclass
+class OutputVerdict:
+    name: str
+    shape: list[int]
+    kind: str
+    kind_given: bool
+    max_abs_error: float
+    max_abs_reference: float
+    rel_max_error: float
+    rel_l2_error: float
+    mean_rel_error: float
+    cosine: float
+    measure_name: str | None = None
+    measure: float | None = None
+    topk: dict[str, float] | None = None
+    nonfinite_reference: int = 0
+    nonfinite_candidate: int = 0
+    within_rounding: bool = False
+    passed: bool = True
+    reason: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def measure_text(self) -> str:
+        if self.measure_name is None:
+            return "-"
+        if self.measure is None:
+            return f"{self.measure_name} n/a"
+        return f"{self.measure_name} {self.measure:.1%}"
+
+
+def parse_output_kinds(items: list[str] | None) -> dict[str, str]:
+    """``--output-kind NAME:KIND`` (repeatable, comma-separated) as {name: kind}."""
+    from trtbuild.errors import SpecError
+
+    kinds: dict[str, str] = {}
+    for value in items or []:
+        for item in value.split(","):
+            name, sep, kind = item.strip().rpartition(":")
+            if not sep or not name or kind not in KINDS:
+                raise SpecError(f"--output-kind takes NAME:KIND with KIND one of {', '.join(KINDS)}, not '{item}'.")
+            kinds[name] = kind
+    return kinds
+
+
+# --------------------------------------------------------------------------------------------------
+# Kinds
+
+
+def _probability_like(ref: np.ndarray) -> bool:
+    import numpy as np
+
+    finite = ref[np.isfinite(ref)]
+    return bool(finite.size) and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
+
+
+def infer_kind(name: str, ref: np.ndarray) -> str:
+    """The output's kind from its shape, value range and name (``--output-kind`` overrides it)."""
+    shape = ref.shape
+    if ref.ndim == 2 and shape[1] > 1:
+        return "regress" if _EMBEDDING_NAME.search(name) and not _CLASS_NAME.search(name) else "classify"
+    if ref.ndim == 3:
+        small, large = sorted(shape[1:])
+        if 5 <= small <= 400 and large >= 100 and large >= 4 * small and not _EMBEDDING_NAME.search(name):
+            return "detect"
+        if shape[2] > 1 and not _EMBEDDING_NAME.search(name) and (_probability_like(ref) or _CLASS_NAME.search(name)):
+            return "sequence"
+        if min(shape[1:]) >= 8 and _probability_like(ref):
+            return "segment"  # [N, H, W] maps
+    if ref.ndim == 4 and min(shape[2:]) >= 8 and (_probability_like(ref) or (shape[1] > 1 and _CLASS_NAME.search(name))):
+        return "segment"
+    return "regress"
+
+
+# --------------------------------------------------------------------------------------------------
+# Judging
+
+
+def judge(
+    name: str,
+    ref: np.ndarray,
+    cand: np.ndarray,
+    limits: Limits,
+    *,
+    kind: str | None = None,
+    topk: tuple[int, ...] = (1, 5),
+) -> OutputVerdict:
+    """Metrics, task measure and verdict for one output (samples stacked on axis 0)."""
+    import numpy as np
+
+    ref = np.asarray(ref, dtype=np.float64)
+    cand = np.asarray(cand, dtype=np.float64)
+    if ref.shape != cand.shape:
+        raise ValueError(f"output '{name}': shapes differ ({list(ref.shape)} vs {list(cand.shape)})")
+    chosen = kind or infer_kind(name, ref)
+    ref_ok, cand_ok = np.isfinite(ref), np.isfinite(cand)
+    both = ref_ok & cand_ok
+    r, c = np.where(both, ref, 0.0), np.where(both, cand, 0.0)
+    diff = np.abs(c - r)
+    max_ref = float(np.max(np.abs(r))) if r.size else 0.0
+    max_abs = float(np.max(diff)) if diff.size else 0.0
+    norm_r, norm_c = float(np.linalg.norm(r)), float(np.linalg.norm(c))
+    if norm_r > 0 and norm_c > 0:
+        cosine = float(np.dot(r.ravel(), c.ravel()) / (norm_r * norm_c))
+    else:
+        cosine = 1.0 if norm_r == norm_c == 0 else 0.0
+    ref_l1 = float(np.sum(np.abs(r)))
+    verdict = OutputVerdict(
+        name=name,
+        shape=list(ref.shape),
+        kind=chosen,
+        kind_given=kind is not None,
+        max_abs_error=max_abs,
+        max_abs_reference=max_ref,
+        rel_max_error=max_abs / max_ref if max_ref > 0 else max_abs,
+        rel_l2_error=float(np.linalg.norm(c - r)) / norm_r if norm_r > 0 else float(norm_c > 0),
+        mean_rel_error=float(np.sum(diff)) / ref_l1 if ref_l1 > 0 else float(np.sum(diff) > 0),
+        cosine=cosine,
+        nonfinite_reference=int(np.sum(~ref_ok)),
+        nonfinite_candidate=int(np.sum(~cand_ok & ref_ok)),
+    )
+    _task_measure(verdict, r, c, topk)
+    scale = max(max_ref, 1.0 if chosen in ("segment", "classify", "sequence") and _probability_like(r) else 0.0)
+    verdict.within_rounding = bool(diff.size) and max_abs <= ROUNDING * scale
+    verdict.passed, verdict.reason = _decide(verdict, r, c, limits)
+    return verdict
+
+
+def _decide(v: OutputVerdict, ref: np.ndarray, cand: np.ndarray, limits: Limits) -> tuple[bool, str]:
+    import numpy as np
+
+    if v.nonfinite_candidate:
+        return False, f"{v.nonfinite_candidate} inf/NaN value(s) where the reference has none"
+    ref_spread = float(np.ptp(ref)) if ref.size else 0.0
+    if ref.size and float(np.ptp(cand)) == 0.0 and ref_spread > 0.0:
+        what = "all zero" if not np.any(cand) else f"constant ({float(cand.flat[0]):.4g})"
+        return False, f"the output is {what} where the reference varies (a dead output)"
+    if v.cosine < DEAD_COSINE:
+        return False, f"cosine {v.cosine:.4f} < {DEAD_COSINE} (unrelated to the reference)"
+    if v.within_rounding and (limits.max_error is None or v.rel_max_error <= limits.max_error):
+        return True, "equal within FP16 rounding"
+    if v.cosine < limits.min_cosine:
+        return False, f"cosine {v.cosine:.6f} < {limits.min_cosine:g}"
+    needed = limits.measure_limit(v.kind)
+    if v.measure is not None and needed is not None and v.measure < needed:
+        return False, f"{v.measure_name} {v.measure:.1%} < {needed:.0%}"
+    if limits.max_error is not None and v.rel_max_error > limits.max_error:
+        return False, f"relative max error {v.rel_max_error:.3g} > {limits.max_error:g} (--max-error)"
+    measure = f", {v.measure_name} {v.measure:.1%}" if v.measure is not None else ""
+    return True, f"cosine {v.cosine:.6f}{measure}"
+
+
+def _task_measure(v: OutputVerdict, ref: np.ndarray, cand: np.ndarray, topk: tuple[int, ...]) -> None:
+    import numpy as np
+
+    if v.kind in ("classify", "sequence") and ref.ndim >= 2 and ref.shape[-1] > 1:
+        flat_r = ref.reshape(-1, ref.shape[-1])
+        flat_c = cand.reshape(-1, cand.shape[-1])
+        v.measure_name = "top-1" if v.kind == "classify" else "per-step argmax"
+        v.measure = float(np.mean(np.argmax(flat_r, axis=1) == np.argmax(flat_c, axis=1)))
+        if v.kind == "classify":
+            v.topk = _topk(flat_r, flat_c, topk)
+    elif v.kind == "segment" and ref.ndim >= 3:
+        if ref.ndim == 4 and ref.shape[1] > 1:
+            v.measure_name = "pixel argmax"
+            v.measure = float(np.mean(np.argmax(ref, axis=1) == np.argmax(cand, axis=1)))
+        else:
+            threshold = MAP_THRESHOLD if _probability_like(ref) else 0.0
+            mask_r, mask_c = ref > threshold, cand > threshold
+            union = int(np.sum(mask_r | mask_c))
+            v.measure_name = "mask IoU"
+            v.measure = float(np.sum(mask_r & mask_c)) / union if union else None
+            v.details["mask_pixels"] = int(np.sum(mask_r))
+    elif v.kind == "detect" and ref.ndim == 3:
+        v.measure_name = "detection F1"
+        f1, counts = detection_f1(ref, cand)
+        v.measure = f1
+        v.details.update(counts)
+
+
+def _topk(ref: np.ndarray, cand: np.ndarray, topk: tuple[int, ...]) -> dict[str, float]:
+    import numpy as np
+
+    out: dict[str, float] = {}
+    classes = ref.shape[1]
+    ref_order = np.argsort(-ref, axis=1, kind="stable")
+    cand_order = np.argsort(-cand, axis=1, kind="stable")
+    for k in sorted(set(topk)):
+        if k >= classes:
+            continue
+        if k == 1:
+            out["top1"] = float(np.mean(ref_order[:, 0] == cand_order[:, 0]))
+        else:
+            overlaps = [len(set(a[:k]) & set(b[:k])) / k for a, b in zip(ref_order, cand_order)]
+            out[f"top{k}"] = float(np.mean(overlaps))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Detections
+
+
+def decode_yolo(head: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per image: boxes (x1, y1, x2, y2), scores and classes after the score threshold and NMS.
+
+    Takes ``[N, 4+C, A]`` (YOLOv8) or ``[N, A, 4+C]`` / ``[N, A, 5+C]`` (YOLOv5, with objectness).
+    """
+    import numpy as np
+
+    channels_first = head.shape[1] < head.shape[2]  # YOLOv8: [N, 4+C, A], no objectness column
+    if channels_first:
+        head = head.transpose(0, 2, 1)  # -> [N, A, channels]
+    results = []
+    for rows in head:
+        objectness = rows[:, 4]
+        if not channels_first and rows.shape[1] >= 6 and objectness.min() >= 0 and objectness.max() <= 1:
+            scores_all = rows[:, 5:] * rows[:, 4:5]  # YOLOv5: score = objectness x class probability
+        else:
+            scores_all = rows[:, 4:]
+        classes = np.argmax(scores_all, axis=1)
+        scores = scores_all[np.arange(len(rows)), classes]
+        keep = scores > DETECT_SCORE
+        cx, cy, w, h = (rows[keep, i] for i in range(4))
+        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+        chosen = _nms(boxes, scores[keep], classes[keep])
+        results.append((boxes[chosen], scores[keep][chosen], classes[keep][chosen]))
+    return results
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    x1 = np.maximum(box[0], boxes[:, 0])
+    y1 = np.maximum(box[1], boxes[:, 1])
+    x2 = np.minimum(box[2], boxes[:, 2])
+    y2 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    while order.size and len(keep) < MAX_DETECTIONS:
+        best = int(order[0])
+        keep.append(best)
+        rest = order[1:]
+        overlap = _iou(boxes[best], boxes[rest])
+        order = rest[(overlap <= DETECT_NMS_IOU) | (classes[rest] != classes[best])]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def detection_f1(ref: np.ndarray, cand: np.ndarray) -> tuple[float | None, dict[str, int]]:
+    """F1 of candidate detections matched to reference ones (same class, IoU >= 0.5); None if neither fires."""
+    import numpy as np
+
+    matched = total_ref = total_cand = 0
+    for (rb, _rs, rc), (cb, _cs, cc) in zip(decode_yolo(ref), decode_yolo(cand)):
+        total_ref += len(rb)
+        total_cand += len(cb)
+        used = np.zeros(len(cb), dtype=bool)
+        for box, cls in zip(rb, rc):
+            if not len(cb):
+                break
+            overlap = np.where((cc == cls) & ~used, _iou(box, cb), 0.0)
+            best = int(np.argmax(overlap))
+            if overlap[best] >= DETECT_MATCH_IOU:
+                used[best] = True
+                matched += 1
+    counts = {"reference_detections": total_ref, "candidate_detections": total_cand, "matched_detections": matched}
+    if total_ref + total_cand == 0:
+        return None, counts
+    return 2.0 * matched / (total_ref + total_cand), counts
