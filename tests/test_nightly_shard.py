@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -44,23 +41,33 @@ def test_shard_auto_errors_say_what_to_set(env: dict[str, str], count: int | Non
         shard_from_environment(env, count)
 
 
-def _list(shard: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in ("TRTBUILD_SHARD", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "CI_NODE_INDEX")}  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "trtbuild", "nightly", str(EXAMPLE), "--list", "--shard", shard],
-                          capture_output=True, text=True, timeout=120, env={**clean, **env})  # fmt: skip
+SCHEDULER_VARIABLES = ("TRTBUILD_SHARD", "JOB_COMPLETION_INDEX", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN",
+                       "SLURM_ARRAY_TASK_STEP", "SLURM_ARRAY_TASK_COUNT", "CI_NODE_INDEX", "CI_NODE_TOTAL")  # fmt: skip
 
 
-def test_cli_shard_auto_lists_the_same_cases_as_the_explicit_shard() -> None:
-    auto = [_list("auto/3", {"JOB_COMPLETION_INDEX": str(i)}).stdout.split() for i in range(3)]
-    explicit = [_list(f"{i}/3", {}).stdout.split() for i in (1, 2, 3)]
+def test_cli_shard_auto_lists_the_same_cases_as_the_explicit_shard(monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    from trtbuild.cli import main
+
+    def listed(shard: str, **env: str) -> list[str]:
+        for name in SCHEDULER_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert main(["nightly", str(EXAMPLE), "--list", "--shard", shard]) == 0
+        return capsys.readouterr().out.split()
+
+    auto = [listed("auto/3", JOB_COMPLETION_INDEX=str(i)) for i in range(3)]
+    explicit = [listed(f"{i}/3") for i in (1, 2, 3)]
     assert auto == explicit and all(auto)
-    everything = _list("1/1", {}).stdout.split()
-    assert sorted(c for shard in auto for c in shard) == sorted(everything)
-    slurm = _list("auto", {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"})
-    assert slurm.stdout.split() == explicit[1]
-    missing = _list("auto", {})
-    assert missing.returncode == 2 and "found no shard" in missing.stderr and "Traceback" not in missing.stderr
+    assert sorted(c for shard in auto for c in shard) == sorted(listed("1/1"))
+    slurm = listed("auto", SLURM_ARRAY_TASK_ID="2", SLURM_ARRAY_TASK_MIN="1", SLURM_ARRAY_TASK_COUNT="3")
+    assert slurm == explicit[1]
+    for name in SCHEDULER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert main(["nightly", str(EXAMPLE), "--list", "--shard", "auto"]) == 2
+    err = capsys.readouterr().err
+    assert "found no shard" in err and "Traceback" not in err
 
 
 def test_docs_show_a_kubernetes_indexed_job_and_a_slurm_array_with_shard_auto() -> None:
