@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -72,3 +78,31 @@ def trt11() -> Iterator[Any]:
 
     with install("11.x") as trt:
         yield trt
+
+
+# --- the example nightly suite, run once per test session ---------------------------------------------
+
+
+@dataclass
+class ExampleNightly:
+    """``trtbuild nightly suites/example.toml`` run as README.md shows it: in ``workdir``, results in
+    ``workdir/bench_results``. The README test and the nightly end-to-end test both read this one run
+    (it takes about 40 s on two cores)."""
+
+    workdir: Path
+    result: subprocess.CompletedProcess[str]
+
+    @property
+    def results(self) -> Path:
+        return self.workdir / "bench_results"
+
+
+@pytest.fixture(scope="session")
+def example_nightly(tmp_path_factory: pytest.TempPathFactory) -> ExampleNightly:
+    workdir = tmp_path_factory.mktemp("example-nightly")
+    shutil.copytree(ROOT / "suites", workdir / "suites")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
+    result = subprocess.run([sys.executable, "-m", "trtbuild", "nightly", "suites/example.toml"], cwd=workdir,
+                            env=env, capture_output=True, text=True, timeout=900)  # fmt: skip
+    return ExampleNightly(workdir, result)

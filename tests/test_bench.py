@@ -198,7 +198,7 @@ def test_cli_bench_prints_trtexec_summary_and_writes_files(tmp_path: Path, capsy
     assert "percentile(50%) = " in out and "percentile(99.9%) = " in out
     assert "Timing mode: host clock" in out and "GPU Compute Time" not in out
     assert "Throughput (samples): " in out  # batch 2
-    assert "wrote: " in out
+    assert "wrote:" in out
     table = LatencyTable.read(next(tmp_path.glob("bench-*.json")))
     assert "latency_p99.9_ms" in table.rows[0] and table.rows[0]["warm_up_ms"] == 5.0
     assert len(list(tmp_path.glob("bench-*.png"))) == 2

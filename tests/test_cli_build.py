@@ -56,7 +56,7 @@ def test_trtexec_paste_gives_the_same_spec_as_build(resnet_onnx: Path, capsys: p
     from_build = json.loads(capsys.readouterr().out)["spec"]
     assert from_trtexec == from_build
     ours = ["--min", "input:1x3x224x224", "--opt", "input:8x3x224x224", "--max", "input:16x3x224x224",
-            "--fp16", "-o" if False else "--output", "m.engine", "--workspace", "1G"]  # fmt: skip
+            "--fp16", "-o", "m.engine", "--workspace", "1G"]  # fmt: skip
     assert main(["build", str(resnet_onnx), *ours, "--dry-run", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["spec"] == from_build
     assert BuildSpec.from_dict(from_build).build.fp16
@@ -96,7 +96,7 @@ def test_profiles_preset(two_input_onnx: Path, capsys: pytest.CaptureFixture[str
 
 
 def test_build_without_tensorrt_says_how_to_get_it(resnet_onnx: Path, tmp_path: Path) -> None:
-    result = run_cli("build", str(resnet_onnx), "--shapes", "1x3x224x224", "-o" if False else "--output", str(tmp_path / "m.engine"))
+    result = run_cli("build", str(resnet_onnx), "--shapes", "1x3x224x224", "-o", str(tmp_path / "m.engine"))
     assert result.returncode == 3
     assert "pip install tensorrt" in result.stderr and "--dry-run" in result.stderr
     assert "Traceback" not in result.stderr

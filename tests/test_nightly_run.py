@@ -12,10 +12,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from trtbuild.cli import main
 from trtbuild.nightly import RunOutcome, run_suite
 from trtbuild.nightly.gate import EXIT_BROKEN, EXIT_PASS, EXIT_REGRESSION
 from trtbuild.nightly.store import ResultsStore
@@ -50,19 +50,20 @@ def yolo_model(onnx: Path, shapes: str) -> str:
 
 
 @pytest.mark.slow
-def test_example_suite_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_example_suite_end_to_end(example_nightly: Any) -> None:
     from trtbuild.bench.run import tensorrt_unavailable
 
-    results = tmp_path / "results"
-    code = main(["nightly", str(EXAMPLE), "--results", str(results)])
-    out = capsys.readouterr().out
-    assert code == EXIT_PASS, out
+    # the README's `trtbuild nightly suites/example.toml`, run once per session (tests/conftest.py)
+    results = example_nightly.results
+    out = example_nightly.result.stdout
+    code = example_nightly.result.returncode
+    assert code == EXIT_PASS, out + example_nightly.result.stderr[-3000:]
     [run] = list(ResultsStore(results).iter_runs())
     rec = run.record
     assert rec["schema"] == "trtbuild.nightly.run" and rec["schema_version"] == 1 and rec["status"] == "complete"
     assert rec["suite"]["name"] == "example" and len(rec["suite"]["file_sha256"]) == 64
     assert rec["environment"]["cpu"] and rec["trtbuild"] and rec["exit_code"] == 0
-    assert len(rec["cases"]) == 12 and f"results: {run.path}" in out
+    assert len(rec["cases"]) == 12 and f"results: {run.path.relative_to(example_nightly.workdir)}" in out
     for case_id, info in rec["cases"].items():
         record = run.load_case(case_id)
         assert record is not None
@@ -83,6 +84,7 @@ def test_example_suite_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert list(run.path.glob("cases.*")) and not (run.path / "work").exists()
 
 
+@pytest.mark.slow
 def test_crash_hang_and_memory_fail_their_case_only(tmp_path: Path, yolo_onnx: Path) -> None:
     shapes = '["images:1x3x64x64", "images:1x3x96x96", "images:1x3x128x128", {label = "big", shape = "images:1x3x160x160"}]'
     suite = write_suite(tmp_path / "s.toml", yolo_model(yolo_onnx, shapes), timeout=4, memory=400)
@@ -104,6 +106,7 @@ def test_crash_hang_and_memory_fail_their_case_only(tmp_path: Path, yolo_onnx: P
         "yolo-fp32-ort-1x3x64x64", "yolo-fp32-ort-1x3x96x96", "yolo-fp32-ort-big"}  # fmt: skip
 
 
+@pytest.mark.slow
 def test_resume_after_a_lost_record_reruns_only_that_case(tmp_path: Path, yolo_onnx: Path) -> None:
     suite = write_suite(tmp_path / "s.toml", yolo_model(yolo_onnx, '["1x3x64x64", "1x3x96x96", "1x3x128x128"]'),
                         duration=0.05)  # fmt: skip
@@ -123,6 +126,7 @@ def test_resume_after_a_lost_record_reruns_only_that_case(tmp_path: Path, yolo_o
     assert record["status"] == "complete" and len(record["resumed_utc"]) == 1
 
 
+@pytest.mark.slow
 def test_killed_parent_takes_its_case_along_and_resume_finishes(tmp_path: Path, yolo_onnx: Path) -> None:
     suite = write_suite(tmp_path / "s.toml", yolo_model(yolo_onnx, '["1x3x64x64", "1x3x96x96", "1x3x128x128"]'),
                         duration=0.05)  # fmt: skip

@@ -12,7 +12,7 @@ trtbuild/python/make/pip lines), in README order, and looked up in CLASSIFIED be
 A README command that CLASSIFIED does not know fails the test, so a new README command must be
 classified here. The commands run in one temporary folder, in README order, so earlier commands
 create later ones' inputs (`export` writes the yolo.onnx that `compare` reads); the folder starts
-with the files the README's examples name (model.onnx, m.onnx, images/, trt.cache,
+with the files the README's examples name (model.onnx, m.onnx, eval.npz, images/, trt.cache,
 suites/).
 """
 
@@ -27,6 +27,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,8 +179,11 @@ CLASSIFIED: dict[str, Expect] = {
     "make demo": Expect(DEMO, "`make demo` = install into .venv + `python -m trtbuild demo --out demo_out`; "
                               "the install is CI's, the demo step runs here"),
     "make test": Expect(SKIP, "CI runs `make test` itself (.ci/run), and this test is part of it"),
+    "make demo TORCH_INDEX=https://download.pytorch.org/whl/cpu": Expect(
+        SKIP, "the same demo with torch from PyTorch's CPU index (an install; that index is opt-in)"),
     # Install
     "pip install torch==2.13.0": Expect(SKIP, INSTALL),
+    "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu": Expect(SKIP, INSTALL),
     'pip install -e ".[dev]"': Expect(SKIP, INSTALL),
     "pip install tensorrt pycuda": Expect(SKIP, "installs TensorRT and PyCUDA: x86-64 with an NVIDIA driver only"),
     # CLI tour: `trtbuild inspect model.onnx [--json] [--netron]` expands to three commands
@@ -221,6 +225,8 @@ CLASSIFIED: dict[str, Expect] = {
     # Benchmark
     "trtbuild bench zoo:yolo --backends ort,torch --batch-sweep 1,2,4 --quick": Expect(
         RUN, "", output_has=("ort", "torch"), creates=("bench_results/*.csv", "bench_results/*.json")),
+    "trtbuild bench model.onnx --data eval.npz --threads 1 --quick": Expect(
+        RUN, "", output_has=("threads", "1/auto"), creates=("bench_results/*.csv",)),
     "trtbuild bench model.engine --backends trt,ort --shapes images:8x3x640x640 --exportTimes=times.json": Expect(
         SKIP, ENGINE),
     # Ship to devices
@@ -265,6 +271,10 @@ def _prepare_workdir(workdir: Path) -> None:
 
     shutil.copyfile(zoo.onnx_path("yolo"), workdir / "model.onnx")  # images [batch, 3, height, width]
     shutil.copyfile(zoo.onnx_path("resnet"), workdir / "m.onnx")  # input [batch, 3, 224, 224]
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(workdir / "eval.npz", images=rng.random((1, 3, 320, 320), dtype=np.float32))  # bench --data
     images = workdir / "images"
     images.mkdir()
     for k in range(4):
@@ -278,12 +288,17 @@ def _prepare_workdir(workdir: Path) -> None:
     (workdir / "trt.cache").write_bytes(b"stand-in for a TensorRT timing cache\n")
 
 
+#: run once per test session by the `example_nightly` fixture (tests/conftest.py), shared with test_nightly_run
+EXAMPLE_NIGHTLY = "trtbuild nightly suites/example.toml"
+
+
 class ReadmeSession:
     """Runs the README's commands in order in one folder, each at most once, on demand."""
 
-    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+    def __init__(self, workdir: Path, env: dict[str, str], example_nightly: Any = None) -> None:
         self.workdir = workdir
         self.env = env
+        self.example_nightly = example_nightly  # () -> ExampleNightly, evaluated when the README gets there
         self.trt = _tensorrt_usable(env)
         self.results: dict[int, subprocess.CompletedProcess[str]] = {}
 
@@ -302,6 +317,12 @@ class ReadmeSession:
         # Earlier commands first: they write the files later ones read.
         for k in range(index + 1):
             if k not in self.results and self.should_run(CLASSIFIED.get(COMMANDS[k].text)):
+                if COMMANDS[k].text == EXAMPLE_NIGHTLY and self.example_nightly is not None:
+                    # the same command in the same layout, run once for the session: take its results
+                    shared = self.example_nightly()
+                    shutil.copytree(shared.results, self.workdir / "bench_results", dirs_exist_ok=True)
+                    self.results[k] = shared.result
+                    continue
                 self.results[k] = self.run(_argv(COMMANDS[k]))
         return self.results[index]
 
@@ -383,7 +404,7 @@ def test_install_commands_name_real_targets_and_extras() -> None:
     for command in COMMANDS:
         argv = command.argv
         if argv[0] == "make":
-            for target in argv[1:]:
+            for target in (a for a in argv[1:] if "=" not in a):
                 assert re.search(rf"^{re.escape(target)}:", makefile, re.M), f"no Makefile target {target!r}"
         elif argv[:3] == ("pip", "install", "-e"):
             named = re.fullmatch(r"\.\[(.*)\]", argv[3])
@@ -391,14 +412,43 @@ def test_install_commands_name_real_targets_and_extras() -> None:
             assert set(named[1].split(",")) <= extras, command.text
         elif argv[:2] == ("pip", "install"):
             for pin in (a for a in argv[2:] if a.startswith("torch==")):
-                assert f'"{pin}"' in makefile, f"README pins {pin}, the Makefile installs another torch"
+                assert re.search(rf"^TORCH \?= {re.escape(pin)}$", makefile, re.M), \
+                    f"README pins {pin}, the Makefile installs another torch"
+        if argv[0] == "make":
+            for variable in (a.split("=", 1)[0] for a in argv[1:] if "=" in a):
+                assert re.search(rf"^{variable} \?=", makefile, re.M), f"the Makefile takes no {variable}"
     # what DEMO runs instead of `make demo` is what the Makefile's demo target runs
     assert re.search(r"^demo:.*\n\t\S*python -m trtbuild demo\b", makefile, re.M)
 
 
+def test_makefile_installs_torch_from_the_index_it_is_given_and_demo_says_how_to_run_trtbuild() -> None:
+    def dry_run(*args: str) -> str:
+        result = subprocess.run(["make", "-n", "-B", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    plain = dry_run("setup")
+    assert re.search(r'pip install --quiet "torch==2\.13\.0"\s*$', plain, re.M), plain  # PyPI, no other index
+    cpu = dry_run("setup", "TORCH_INDEX=https://download.pytorch.org/whl/cpu")
+    assert '"torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu' in cpu, cpu
+    demo = dry_run("demo")
+    assert "source .venv/bin/activate && trtbuild --help" in demo and ".venv/bin/trtbuild --help" in demo, demo
+    # the hints name what setup installs: the console script of the editable install, which runs
+    project = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert 'trtbuild = "trtbuild.cli:main"' in project
+    script = ROOT / ".venv" / "bin" / "trtbuild"
+    if script.exists():  # a `make setup` checkout: the printed command works as printed
+        result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and "usage: trtbuild" in result.stdout, result.stderr
+
+
+@pytest.mark.slow  # the commands run in README order, each after the ones before it: minutes in all
 @pytest.mark.parametrize("index", range(len(COMMANDS)), ids=[c.text for c in COMMANDS])
-def test_readme_command(index: int, session: ReadmeSession) -> None:
+def test_readme_command(index: int, session: ReadmeSession, request: pytest.FixtureRequest) -> None:
     command = COMMANDS[index]
+    session.example_nightly = lambda: request.getfixturevalue("example_nightly")
     expect = CLASSIFIED.get(command.text)
     if expect is None:
         pytest.fail(f"README.md:{command.line}: `{command.text}` is not in CLASSIFIED (tests/test_readme.py); "
@@ -411,6 +461,10 @@ def test_readme_command(index: int, session: ReadmeSession) -> None:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert (out / "yolo.onnx").is_file()
         assert list((out / "bench_results").glob("*.csv"))
+        # in a pipe the demo's own lines (step titles, cross-check and bench tables) fit 80 columns
+        ours = [line for line in result.stdout.splitlines() if line.startswith(("== ", "ort ", "torch ", "pair "))]
+        assert len(ours) >= 8 and all(len(line) <= 80 for line in ours), ours
+        assert "stub or placeholder" not in result.stdout  # tensorrt-stubs is named as the type stubs it is
         return
     if not session.should_run(expect):
         pytest.skip(f"{command.text}: {expect.reason} (TensorRT or {expect.module or 'the package'} is installed "
@@ -434,6 +488,7 @@ def test_readme_command(index: int, session: ReadmeSession) -> None:
         assert list(session.workdir.glob(pattern)), f"{command.text} wrote no {pattern}"
 
 
+@pytest.mark.slow
 def test_readme_python_example_runs(session: ReadmeSession) -> None:
     blocks = [body for lang, _, body in _fenced_blocks(README.read_text(encoding="utf-8")) if lang == "python"]
     assert blocks, "README.md has no Python example"

@@ -274,7 +274,7 @@ def test_pack_then_build_recipe_dry_run_in_another_folder_gives_the_same_spec(
     device.mkdir()
     (host / "calib.cache").write_bytes(b"calibration")
     (host / "trt.cache").write_bytes(b"timing")
-    options = [*SHAPES, "--int8", "--calib", "calib.cache", "--timingCacheFile", "trt.cache", "--output", "two.engine",
+    options = [*SHAPES, "--int8", "--calib", "calib.cache", "--timingCacheFile", "trt.cache", "--saveEngine", "two.engine",
                "--memPoolSize=workspace:1G", "--builderOptimizationLevel=4"]  # fmt: skip
     monkeypatch.chdir(host)
     assert main(["pack", str(two_input_onnx), *options, "-o", "two.tar"]) == 0

@@ -58,6 +58,7 @@ def night(store: ResultsStore, host: str, day: int, *, slow: str | None = None, 
     gate_run(store, run)
 
 
+#: The fleet fixture builds and gates 20 nights (about 8 s on two cores): the tests that read it are slow.
 @pytest.fixture(scope="module")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Two results folders, as two hosts write them (merged by the report)."""
@@ -68,6 +69,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return a, b
 
 
+@pytest.mark.slow
 def test_history_merges_hosts_and_devices(fleet: tuple[Path, Path]) -> None:
     history = load_history(list(fleet))
     assert len(history.runs) == 20 and len(history.rows) == 60
@@ -82,6 +84,7 @@ def test_history_merges_hosts_and_devices(fleet: tuple[Path, Path]) -> None:
     assert len(load_history(list(fleet), since="2d").runs) == 4  # days 0 and 1 on both hosts
 
 
+@pytest.mark.slow
 def test_html_and_markdown(fleet: tuple[Path, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     files = write_report(list(fleet), tmp_path / "out", since="30d", title="Fleet nightly")
@@ -101,6 +104,7 @@ def test_html_and_markdown(fleet: tuple[Path, Path], tmp_path: Path) -> None:
         assert f"![{model}](plots/{path.name})" in md and path.read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow
 def test_cli(fleet: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(fleet[0]), str(fleet[1]), "-o", str(tmp_path / "r"), "--since", "30d"]) == 0
     out = capsys.readouterr().out
@@ -114,6 +118,7 @@ def test_cli(fleet: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFix
     assert "--since 'yesterday'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_default_output_folder_and_suite_filter(fleet: tuple[Path, Path]) -> None:
     files = write_report(fleet[0], since="3d")
     assert files.html == fleet[0] / "report" / "index.html" and files.html.exists()

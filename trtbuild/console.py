@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Collection, Sequence
 from typing import Any
 
 
@@ -43,3 +44,86 @@ def progress(transient: bool = True) -> Any:
         transient=transient,
         disable=not sys.stderr.isatty(),
     )
+
+
+def terminal_width() -> int:
+    """Columns to fit: the terminal's, ``$COLUMNS``, else 80 (a pipe or a CI log)."""
+    import shutil
+
+    return max(40, shutil.get_terminal_size((80, 24)).columns)
+
+
+def fit_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    width: int | None = None,
+    right: Collection[str] = (),
+    drop: Sequence[str] = (),
+    wrap: Collection[str] = (),
+    drop_after_wrap: Sequence[str] = (),
+    gap: int = 2,
+) -> tuple[list[str], list[str]]:
+    """Plain-text table lines that fit ``width``, and the columns left out to fit.
+
+    While the table is too wide: columns in ``drop`` are left out in that order, then the ``wrap``
+    columns wrap at spaces, then columns in ``drop_after_wrap`` are left out in that order. A value is
+    never cut: a word longer than its column widens the table instead (numbers sit in ``right``
+    columns, which never wrap).
+    """
+    import textwrap
+
+    width = width or terminal_width()
+    natural = [max([len(header[i])] + [len(r[i]) for r in rows]) for i in range(len(header))]
+    longest_word = [max([len(w) for r in rows for w in r[i].split()] + [len(w) for w in header[i].split()] + [1])
+                    for i in range(len(header))]  # fmt: skip
+
+    def layout(keep: list[int]) -> dict[int, int]:
+        widths = {i: natural[i] for i in keep}
+        excess = sum(widths.values()) + gap * (len(keep) - 1) - width
+        for i in sorted((i for i in keep if header[i] in wrap), key=lambda i: -natural[i]):
+            if excess <= 0:
+                break
+            shrink = min(excess, widths[i] - longest_word[i])
+            if shrink > 0:
+                widths[i] -= shrink
+                excess -= shrink
+        return widths
+
+    def too_wide(widths: dict[int, int]) -> bool:
+        return sum(widths.values()) + gap * (len(widths) - 1) > width
+
+    keep = list(range(len(header)))
+    dropped: list[str] = []
+    for name in drop:
+        if sum(natural[i] for i in keep) + gap * (len(keep) - 1) <= width:
+            break
+        if name in header and header.index(name) in keep:
+            keep.remove(header.index(name))
+            dropped.append(name)
+    widths = layout(keep)
+    for name in drop_after_wrap:
+        if not too_wide(widths):
+            break
+        if name in header and header.index(name) in keep:
+            keep.remove(header.index(name))
+            dropped.append(name)
+            widths = layout(keep)
+
+    def cell_lines(i: int, text: str) -> list[str]:
+        if header[i] in wrap and len(text) > widths[i]:
+            return textwrap.wrap(text, widths[i], break_long_words=False, break_on_hyphens=False) or [""]
+        return [text]
+
+    lines: list[str] = []
+    for n, row in enumerate([list(header), *[list(r) for r in rows]]):
+        cells = {i: cell_lines(i, row[i]) for i in keep}
+        for k in range(max(len(c) for c in cells.values())):
+            parts = []
+            for i in keep:
+                text = cells[i][k] if k < len(cells[i]) else ""
+                parts.append(text.rjust(widths[i]) if header[i] in right else text.ljust(widths[i]))
+            lines.append((" " * gap).join(parts).rstrip())
+        if n == 0:
+            lines.append((" " * gap).join("-" * widths[i] for i in keep))
+    return lines, dropped

@@ -147,8 +147,31 @@ def _tensorrt_check() -> Check:
     try:
         trt = import_tensorrt()
     except MissingDependencyError as exc:
-        return Check("tensorrt", False, str(exc).split(". ")[0][:160], HOW_TRT)
+        return Check("tensorrt", False, tensorrt_missing_reason(str(exc)), HOW_TRT)
     return Check("tensorrt", True, str(trt.__version__))
+
+
+def stubs_only() -> str | None:
+    """The tensorrt-stubs version when those type stubs are all there is of TensorRT here, else None.
+
+    The stubs make ``import tensorrt`` succeed (a namespace package of .pyi files) without any of
+    TensorRT in it; saying "stub or placeholder" then reads as a broken install, which it is not.
+    """
+    stubs = _version("tensorrt-stubs")
+    if stubs is None:
+        return None
+    if any(_version(d) for d in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-lean")):
+        return None
+    return stubs
+
+
+def tensorrt_missing_reason(error: str) -> str:
+    """One short line on why TensorRT is unusable, naming tensorrt-stubs for what it is."""
+    stubs = stubs_only()
+    if stubs is not None:
+        return (f"not installed (tensorrt-stubs {stubs} is: the type stubs mypy checks trtbuild against, "
+                "not TensorRT)")  # fmt: skip
+    return error.split(". ")[0].rstrip(".")[:160]
 
 
 def _both_ort_check() -> Check:

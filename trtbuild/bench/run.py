@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from trtbuild.bench.timing import (
     warmup_cut,
     write_export_times,
 )
-from trtbuild.errors import MissingDependencyError, ShapeError, SpecError
+from trtbuild.errors import MissingDependencyError, ShapeError, SpecError, TrtbuildError
 from trtbuild.shapes import Dims, TensorInfo, format_dims, format_shape_list, input_named, parse_shape_list
 
 if TYPE_CHECKING:
@@ -50,6 +51,7 @@ class _Case:
     shapes: dict[str, Dims]
     batch: int
     base: str  # the shape set before the batch sweep, for grouping in plots
+    axes: dict[str, int] = field(default_factory=dict)  # input -> its batch axis (swept inputs only)
 
     @property
     def label(self) -> str:
@@ -93,6 +95,8 @@ def bench(
     profile_index: int | None = None,
     seed: int = 0,
     precision: str | None = None,
+    data: str | os.PathLike[str] | None = None,
+    threads: int | None = None,
     show_progress: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> LatencyTable:
@@ -101,40 +105,65 @@ def bench(
     ``backends``: ``"trt,ort,torch"`` or a list of runner specs. ``shapes``: one or more shape sets in
     trtexec's grammar (``"images:1x3x640x640"``) or dicts; by default the zoo model's example shapes, an
     engine's opt shapes (trtexec's rule) or an ONNX's static shapes. ``batch_sweep``: batch sizes that
-    replace axis 0 of every input with a dynamic batch axis. ``timing``: trtexec 11's defaults unless given.
+    set each input's batch axis (the symbolic dim the inputs share, e.g. ``batch`` in ``state [2, batch, 128]``;
+    axis 0 when the dims have no names). ``data``: real inputs, an ``.npz`` keyed by input name or a folder
+    (images, or .npy/.npz samples), read by the readers compare and calibration use; its arrays set the
+    shapes (a sweep repeats its samples along the batch axis). ``threads``: intra- and inter-op threads for
+    ONNX Runtime and PyTorch (default: theirs); every row records the thread settings, the CPU affinity and
+    ONNX Runtime's optimization level. ``timing``: trtexec 11's defaults unless given.
     ``out_dir``: where the CSV/Markdown/JSON(/Parquet) tables and PNG plots go (None: write nothing).
     ``export_times``: trtexec's ``--exportTimes`` JSON (one file per run; several runs add a suffix).
     ``echo``: called with each run's trtexec-style summary (the CLI prints them).
-    The written paths are in ``table.files``; backends that were skipped are in ``table.skipped``.
+    The written paths are in ``table.files``; backends that were skipped are in ``table.skipped``. A run
+    that fails (a sweep point past memory, a shape the model refuses) is listed in ``table.failed`` and the
+    runs already measured are kept and written; only when nothing could be measured does ``bench`` raise.
     """
+    if threads is not None and int(threads) < 1:
+        raise SpecError(f"--threads takes a whole number of threads >= 1, not {threads}.")
     options = timing or TimingOptions()
     info = _resolve_model(model)
-    plan = _resolve_backends(info, backends)
+    plan = _resolve_backends(info, backends, shapes)
     active = [b for b in plan if b.runner is not None]
     if not active:
         raise SpecError("No backend is left to time.")
     _fill_io(info, active, profile_index)
+    real: dict[str, np.ndarray] | None = None
+    if data is not None:
+        real = _data_arrays(info, data, shapes)
+        shapes = {n: tuple(int(d) for d in a.shape) for n, a in real.items()}
     cases = _cases(info, shapes, batch_sweep, lambda: _default_shapes(info, active, profile_index))
     environment = _environment()
     table = LatencyTable()
     table.skipped = [f"{b.spec}: {b.skipped}" for b in plan if b.skipped]
     for line in table.skipped:
         _say(echo, f"[I] Skipping {line}")
-    feeds = {case.label: _make_feed(info, case.shapes, seed) for case in cases}
+    feeds = {case.label: (_batched(real, case) if real is not None else _make_feed(info, case.shapes, seed))
+             for case in cases}  # fmt: skip
+    for b in active:
+        if b.kind == "ort" and threads is not None:
+            b.runner.threads = int(threads)  # type: ignore[union-attr]
     total = len(active) * len(cases)
     export_index = 0
     with _progress(show_progress, total) as advance:
         for backend in active:
             runner = backend.runner
             assert runner is not None
-            with runner:
+            with runner, _torch_threads(threads if backend.kind == "torch" else None):
                 described = _describe(runner)
+                settings = thread_settings(backend.kind, runner, threads)
                 for case in cases:
                     advance(f"{runner.name} {case.label}")
-                    traces, mode = time_runner(runner, feeds[case.label], options)
+                    try:
+                        traces, mode = time_runner(runner, feeds[case.label], options)
+                    except TrtbuildError as exc:  # keep what was measured; say what failed and go on
+                        failure = f"{runner.name} {case.label} (batch {case.batch}): {exc}"
+                        table.failed.append(failure)
+                        log.warning("bench: %s", failure)
+                        continue
                     summary = summarize(traces, mode=mode, warm_up_ms=options.warm_up_ms, batch=case.batch,
                                         percentiles=options.percentiles)  # fmt: skip
-                    extra: dict[str, Any] = {"base_shape": case.base}
+                    extra: dict[str, Any] = {"base_shape": case.base, **settings,
+                                             "data": os.fspath(data) if data is not None else None}  # fmt: skip
                     if export_times is not None:
                         export_index += 1
                         path = _export_path(export_times, export_index, total, runner.name, case)
@@ -159,6 +188,8 @@ def bench(
 
                     title = f"{runner.name} | {info.text} | {case.label} | batch {case.batch}"
                     _say(echo, summary_text(summary, title=title))
+    if table.failed and not len(table):
+        raise SpecError("Nothing could be measured: " + "; ".join(table.failed))
     if out_dir is not None:
         from trtbuild.bench.table import unique_stem
 
@@ -244,11 +275,18 @@ def tensorrt_unavailable() -> str | None:
 
         import_pycuda()
     except MissingDependencyError as exc:
+        from trtbuild.doctor import stubs_only
+
+        stubs = stubs_only()
+        if stubs is not None:  # not a broken install: the type stubs the Makefile installs for mypy
+            how = str(exc).split(". ", 1)[1] if ". " in str(exc) else ""  # compat's how-to, after its diagnosis
+            return (f"Only tensorrt-stubs {stubs} is installed: the type stubs mypy checks trtbuild against, not "
+                    f"TensorRT itself. {how}").strip()  # fmt: skip
         return str(exc)
     return None
 
 
-def _resolve_backends(info: _Model, backends: str | Sequence[str]) -> list[_Backend]:
+def _resolve_backends(info: _Model, backends: str | Sequence[str], shapes: Any = None) -> list[_Backend]:
     from trtbuild.backends.registry import make_runner, split_specs
 
     specs = split_specs(backends)
@@ -272,7 +310,7 @@ def _resolve_backends(info: _Model, backends: str | Sequence[str]) -> list[_Back
             if trt_missing:
                 b.skipped = "TensorRT is not usable here (" + trt_missing.split(". ")[0].rstrip(".") + ")"
                 continue
-            engine = b.spec.partition(":")[2] or (str(info.engine) if info.engine else _default_engine(info))
+            engine = b.spec.partition(":")[2] or (str(info.engine) if info.engine else _default_engine(info, shapes))
             b.engine = Path(engine)
             b.runner = make_runner(f"trt:{engine}", name=name)
             continue
@@ -284,14 +322,42 @@ def _resolve_backends(info: _Model, backends: str | Sequence[str]) -> list[_Back
     return plan
 
 
-def _default_engine(info: _Model) -> str:
+def _default_engine(info: _Model, shapes: Any = None) -> str:
     from trtbuild.plan import default_engine_path
 
     engine = default_engine_path(info.text)
     if not Path(engine).exists():
         raise SpecError(f"Backend 'trt' needs an engine for {info.text}, and {engine} does not exist; build it "
-                        f"with `trtbuild build {info.text} -o {engine}` or name one: --backends trt:ENGINE,ort.")  # fmt: skip
+                        f"with `{build_hint(info, engine, shapes)}` or name one: --backends trt:ENGINE,ort.")  # fmt: skip
     return engine
+
+
+def build_hint(info: _Model, engine: str, shapes: Any = None) -> str:
+    """A ``trtbuild build`` command for the missing engine, with shapes when the model has dynamic inputs:
+    the first --shapes set, the zoo's example shapes, else 1 for each dynamic dim."""
+    command = f"trtbuild build {info.text} -o {engine}"
+    first: Any = shapes if isinstance(shapes, (str, Mapping)) or not shapes else shapes[0]
+    if isinstance(first, Mapping):
+        first = format_shape_list({str(k): tuple(int(d) for d in v) for k, v in first.items()})
+    if first:
+        return f"{command} --shapes {first}"
+    if info.zoo:
+        from trtbuild import zoo
+
+        example = {n: tuple(s) for n, s in zoo.get(info.zoo).inputs.items()}
+        return f"{command} --shapes {format_shape_list(example)}"
+    try:
+        from trtbuild.model.load import load_onnx, model_inputs
+
+        inputs = model_inputs(load_onnx(info.onnx or info.text, load_weights=False))
+    except TrtbuildError:
+        return command
+    dynamic = [t for t in inputs if t.is_dynamic]
+    if dynamic:
+        ones = ",".join(f"{t.name}:" + "x".join(str(d) if isinstance(d, int) and d >= 0 else "1" for d in t.dims)
+                        for t in dynamic)  # fmt: skip
+        command += f" --shapes {ones}"
+    return command
 
 
 def _fill_io(info: _Model, backends: list[_Backend], profile_index: int | None) -> None:
@@ -405,32 +471,103 @@ def _cases(info: _Model, shapes: Any, batch_sweep: Sequence[int] | None,
         sets = [_normalize_shapes(s, info.inputs) for s in shapes]
     if not sets or not sets[0]:
         raise ShapeError(f"Cannot tell the input shapes of {info.text}; pass --shapes name:AxBxC.")
-    declared = {t.name: t for t in info.inputs}
-
-    def has_dynamic_batch(name: str, dims: Dims) -> bool:
-        tensor = declared.get(name)
-        axis0 = tensor.dims[0] if tensor is not None and tensor.dims else None
-        return bool(dims) and (tensor is None or not (isinstance(axis0, int) and axis0 >= 0))
-
     cases: list[_Case] = []
     for base in sets:
+        axes = batch_axes(info.inputs, base)
         if not batch_sweep:
+            label = next(((base[n][a]) for n, a in axes.items()), None)
             first = next(iter(base.values()))
-            cases.append(_Case(dict(base), int(first[0]) if first else 1, format_shape_list(base)))
+            batch = label if label is not None else (int(first[0]) if first else 1)
+            cases.append(_Case(dict(base), int(batch), format_shape_list(base), axes))
             continue
-        swept_names = [n for n, d in base.items() if has_dynamic_batch(n, d)]
-        if not swept_names:
+        if not axes:
             raise ShapeError(f"--batch-sweep needs an input with a dynamic batch axis; {info.text} has "
                              f"{'; '.join(t.describe() for t in info.inputs)}.")  # fmt: skip
-        # The series label shows the swept axis as N: images:Nx3x640x640.
-        series = ",".join(f"{n}:" + "x".join(["N" if n in swept_names and i == 0 else str(v) for i, v in enumerate(d)])
+        # The series label shows each swept axis as N: images:Nx3x640x640,state:2xNx128.
+        series = ",".join(f"{n}:" + "x".join(["N" if axes.get(n) == i else str(v) for i, v in enumerate(d)])
                           for n, d in base.items())  # fmt: skip
         for batch in batch_sweep:
             if int(batch) < 1:
                 raise SpecError(f"--batch-sweep sizes must be positive, not {batch}.")
-            swept = {n: ((int(batch), *d[1:]) if n in swept_names else d) for n, d in base.items()}
-            cases.append(_Case(swept, int(batch), series))
+            swept = {n: (tuple(int(batch) if axes.get(n) == i else v for i, v in enumerate(d))) for n, d in base.items()}
+            cases.append(_Case(swept, int(batch), series, axes))
     return cases
+
+
+def batch_axes(inputs: Sequence[TensorInfo], shapes: Mapping[str, Dims]) -> dict[str, int]:
+    """Input name -> its batch axis: where the symbolic dim the inputs share sits in each input.
+
+    The batch symbol is one named like a batch (``batch``, ``batch_size``, ``N``), else the symbol on axis 0
+    of the first input that has one, else the symbol most inputs share. ``state [2, batch, 128]`` then
+    sweeps axis 1 beside ``x [batch, 16]``. Inputs whose dims carry no names (engines, ``-1``) sweep a
+    dynamic axis 0; a fixed axis never changes.
+    """
+    declared = {t.name: t for t in inputs}
+    named = [(t, axis, d) for t in inputs if t.name in shapes for axis, d in enumerate(t.dims)
+             if isinstance(d, str) and d]  # fmt: skip
+    axes: dict[str, int] = {}
+    if named:
+        symbols = [d for _, _, d in named]
+        symbol = next((d for d in symbols if d.lower() in ("n", "b") or "batch" in d.lower()), None)
+        symbol = symbol or next((d for _, axis, d in named if axis == 0), None)
+        symbol = symbol or max(dict.fromkeys(symbols), key=symbols.count)
+        axes = {t.name: list(t.dims).index(symbol) for t in inputs if t.name in shapes and symbol in t.dims}
+    for name, dims in shapes.items():
+        if name in axes or not dims:
+            continue
+        tensor = declared.get(name)
+        axis0 = tensor.dims[0] if tensor is not None and tensor.dims else None
+        if tensor is None or axis0 is None or (isinstance(axis0, int) and axis0 < 0):
+            axes[name] = 0  # an unnamed dynamic axis 0 (or no metadata): the batch, as trtexec assumes
+    return axes
+
+
+def _data_arrays(info: _Model, data: str | os.PathLike[str], shapes: Any) -> dict[str, np.ndarray]:
+    """``--data``: one query of real inputs, read by the readers compare (.npz, image folder) and
+    calibration (folder of .npy/.npz samples) use; with --shapes only to size images or samples."""
+    from trtbuild.inputs import IMAGE_SUFFIXES, load_data
+    from trtbuild.shapes import Profile, ShapeRange
+
+    if not info.inputs:
+        raise SpecError(f"--data needs the model's input names, and {info.text} gives none; pass the ONNX as MODEL.")
+    path = Path(data).expanduser()
+    given: dict[str, Dims] | None = None
+    if shapes is not None:
+        sets = [shapes] if isinstance(shapes, (str, Mapping)) else list(shapes)
+        if len(sets) != 1 or not path.is_dir():
+            raise SpecError(f"--data {data} sets the input shapes itself; drop --shapes (with a folder of images or "
+                            "samples, one --shapes set gives the size to read them at).")  # fmt: skip
+        given = _normalize_shapes(sets[0], info.inputs)
+    files = sorted(path.iterdir()) if path.is_dir() else []
+    if files and not any(f.suffix.lower() in IMAGE_SUFFIXES for f in files) and any(
+            f.suffix.lower() in (".npy", ".npz") for f in files):  # fmt: skip
+        if info.onnx is None:
+            raise SpecError(f"--data {data}: a folder of .npy/.npz samples is read against the ONNX model; pass it.")
+        from trtbuild.model.calib import CalibOptions, open_calibration
+
+        samples = open_calibration(CalibOptions(data=str(path)), info.onnx, profile_opt=given)
+        assert samples is not None
+        return next(iter(samples.batches("calib")))
+    profile = Profile({n: ShapeRange(d, d, d) for n, d in given.items()}) if given else None
+    feeds = load_data(path, info.inputs, profile, enforce_bounds=False)
+    if len(feeds) > 1:
+        log.info("--data %s: timing the first of %d batches (%s)", data, len(feeds), feeds[0].label)
+    return dict(feeds[0].arrays)
+
+
+def _batched(arrays: Mapping[str, np.ndarray], case: _Case) -> dict[str, np.ndarray]:
+    """Real inputs at a sweep point: samples taken in turn along each input's batch axis (repeated to fill it)."""
+    import numpy as np
+
+    out: dict[str, np.ndarray] = {}
+    for name, array in arrays.items():
+        axis = case.axes.get(name)
+        want = case.shapes[name][axis] if axis is not None else None
+        if axis is None or array.shape[axis] == want:
+            out[name] = array
+        else:
+            out[name] = np.ascontiguousarray(np.take(array, np.arange(int(want or 1)) % array.shape[axis], axis=axis))
+    return out
 
 
 def _make_feed(info: _Model, shapes: Mapping[str, Dims], seed: int) -> dict[str, np.ndarray]:
@@ -459,6 +596,63 @@ def _make_feed(info: _Model, shapes: Mapping[str, Dims], seed: int) -> dict[str,
 
 # --------------------------------------------------------------------------------------------------
 # Small helpers
+
+
+def cpu_affinity() -> str | None:
+    """The CPUs this process may run on, as ranges ("0-3,8"), or None where the OS does not say."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    spans: list[str] = []
+    start = prev = cpus[0] if cpus else 0
+    for cpu in cpus[1:] + [None]:  # type: ignore[list-item]
+        if cpu is not None and cpu == prev + 1:
+            prev = cpu
+            continue
+        spans.append(f"{start}-{prev}" if prev > start else str(start))
+        if cpu is not None:
+            start = prev = cpu
+    return ",".join(spans) if cpus else None
+
+
+def thread_settings(kind: str, runner: Runner, threads: int | None) -> dict[str, Any]:
+    """What every row records about threads: the request, the CPU affinity, the runtime's intra/inter-op
+    thread counts (0: the runtime's default) and ONNX Runtime's graph optimization level."""
+    row: dict[str, Any] = {"threads": threads, "cpu_affinity": cpu_affinity(), "intra_op_threads": None,
+                           "inter_op_threads": None, "ort_optimization_level": None}  # fmt: skip
+    if kind == "ort":
+        session = getattr(runner, "session", None)
+        options = session.get_session_options() if session is not None else None
+        row["intra_op_threads"] = int(options.intra_op_num_threads) if options is not None else (threads or 0)
+        row["inter_op_threads"] = int(options.inter_op_num_threads) if options is not None else 0
+        row["ort_optimization_level"] = getattr(runner, "graph_optimization_level", None)
+    elif kind == "torch":
+        import torch
+
+        row["intra_op_threads"] = int(torch.get_num_threads())
+        row["inter_op_threads"] = int(torch.get_num_interop_threads())
+    return row
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """PyTorch's thread counts for one backend's runs, restored after (they are process-wide)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        torch.set_num_interop_threads(int(threads))
+    except RuntimeError:  # settable once, before the first inter-op work; the row records what is in force
+        log.debug("torch inter-op threads already fixed at %d", torch.get_num_interop_threads())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _describe(runner: Runner) -> dict[str, Any]:

@@ -129,6 +129,8 @@ class LatencyTable:
         self.files: dict[str, Path] = {}
         #: Backends ``bench`` skipped, each with the reason.
         self.skipped: list[str] = []
+        #: Runs ``bench`` could not measure (runner, shape, batch: the error); the other rows stand.
+        self.failed: list[str] = []
 
     # ---- content
 

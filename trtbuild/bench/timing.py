@@ -430,8 +430,9 @@ def performance_warnings(s: Summary) -> list[str]:
     elif s.compute.coeff_var > UNSTABLE_COV_PERCENT:
         lines.append(f"* Compute time (host clock) is unstable, with coefficient of variance = "
                      f"{format_number(s.compute.coeff_var)}%.")  # fmt: skip
-        lines.append("  Other processes and CPU frequency scaling add noise; close other work or pin the process "
-                     "to fixed cores (taskset) for steadier numbers.")  # fmt: skip
+        lines.append("  Other processes and CPU frequency scaling add noise: close other work, and set --threads N "
+                     "(with taskset, N = the pinned cores: ONNX Runtime's default pool is sized for every core and "
+                     "oversubscribes a pinned set).")  # fmt: skip
     return lines
 
 

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command_parser in sub.choices.values():  # so errors show the sub-command's usage, not trtbuild's
+        command_parser.set_defaults(command_parser=command_parser)
     return parser
 
 
@@ -78,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if extra and not getattr(args, "accepts_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     _setup_logging("debug" if getattr(args, "verbose", False) else args.log_level)
     try:

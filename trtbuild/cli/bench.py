@@ -18,6 +18,11 @@ examples:
   trtbuild bench model.onnx --backends trt,ort --shapes images:1x3x640x640 --batch-sweep 1,2,4,8,16
   trtbuild bench model.engine --duration=10 --warmUp=500 --exportTimes=times.json
   trtbuild bench model.onnx --backends ort --shapes images:1x3x320x320 images:1x3x640x640 --out results/
+  trtbuild bench model.onnx --backends ort,torch --data eval.npz --threads 1
+
+columns: to fit the terminal (80 columns in a pipe) the printed table leaves out samples/s, p90 ms, CoV %
+  and precision, in that order, then wraps shape and clock at spaces, then leaves out p99 ms and threads;
+  a number is never cut, and the written tables keep every column.
 """
 
 
@@ -42,7 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "a:1x3,b:1x4). Default: the zoo's example shapes, an engine's opt shapes, or the ONNX's "
                         "static shapes")  # fmt: skip
     parser.add_argument("--batch-sweep", default=None, metavar="B1,B2,...",
-                        help="batch sizes replacing axis 0 of every input with a dynamic batch, e.g. 1,2,4,8,16")
+                        help="batch sizes, e.g. 1,2,4,8,16, set on each input's batch axis: the symbolic dim the "
+                        "inputs share (batch in state [2, batch, 128]), else a dynamic axis 0. A size that fails "
+                        "is reported; the sizes already measured are kept")  # fmt: skip
+    parser.add_argument("--data", metavar="FILE.npz|DIR",
+                        help="real inputs instead of random ones: an .npz keyed by input name, a folder of images "
+                        "(sized by --shapes), or a folder of .npy/.npz samples; the arrays set the shapes")  # fmt: skip
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for ONNX Runtime (intra-op) and PyTorch (intra- and inter-op); default: "
+                        "theirs. Every row records the thread counts, the CPU affinity and ONNX Runtime's "
+                        "optimization level. With taskset, set N to the pinned cores")  # fmt: skip
     timing = parser.add_argument_group("timing (trtexec's names are accepted)")
     timing.add_argument("--warmUp", "--warm-up", dest="warm_up", type=float, default=None, metavar="MS",
                         help="warm-up in ms, judged on GPU (or host) time (default 200)")
@@ -141,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
         export_times=args.export_times,
         profile_index=args.profile_index,
         seed=args.seed,
+        data=args.data,
+        threads=args.threads,
         show_progress=True,
         echo=None if args.quiet else _echo,
     )
@@ -149,9 +165,17 @@ def run(args: argparse.Namespace) -> int:
         for line in table.skipped:
             print(f"[I] Skipping {line}")
     if table.files:
-        print("wrote: " + ", ".join(str(p) for p in table.files.values()))
+        print("wrote:")
+        for path in table.files.values():
+            print(f"  {path}")
     if any(r.get("export_times") for r in table.rows):
         print("exportTimes: " + ", ".join(str(r["export_times"]) for r in table.rows if r.get("export_times")))
+    if table.failed:
+        from trtbuild.console import print_error
+
+        print_error(f"{len(table.failed)} run(s) failed; the {len(table)} measured run(s) above are kept"
+                    + (" and written" if table.files else "") + ": " + "; ".join(table.failed))  # fmt: skip
+        return 1
     return 0
 
 
@@ -159,33 +183,53 @@ def _echo(text: str) -> None:
     print(text, flush=True)
 
 
-def print_table(table: object) -> None:
-    """The rows side by side (plain text, so it reads the same in a terminal, a pipe or a CI log)."""
+#: Printed-table columns left out, in this order, while the table is wider than the terminal: the first
+#: four before shape and mode wrap, the last two after.
+DROP_ORDER = ("samples/s", "p90 ms", "CoV %", "precision", "p99 ms", "threads")
+WRAP_AFTER = 4
+
+
+def print_table(table: object, width: int | None = None) -> None:
+    """The rows side by side (plain text, so it reads the same in a terminal, a pipe or a CI log), fitted
+    to ``width`` (the terminal's) by leaving out DROP_ORDER's columns and wrapping shape and mode."""
     from trtbuild.bench.stats import format_number
     from trtbuild.bench.table import LatencyTable
+    from trtbuild.console import fit_table
 
     assert isinstance(table, LatencyTable)
     if not len(table):
         return
-    header = ["runner", "precision", "shape", "batch", "qps", "samples/s", "median ms", "p90 ms", "p99 ms", "CoV %",
-              "clock / mode"]  # fmt: skip
-    lines = [header]
+    header = ["runner", "precision", "shape", "batch", "threads", "qps", "samples/s", "median ms", "p90 ms", "p99 ms",
+              "CoV %", "clock"]  # fmt: skip
+    rows = []
     for row in table.rows:
-        mode = "host clock" if row["clock"] != "cuda-events" else f"GPU events, {row['cuda_graph']}"
-        lines.append([
-            str(row["runner"]), str(row["precision"]), str(row["shape"]), str(row["batch"]),
-            format_number(row["throughput_qps"]), format_number(row["throughput_samples_s"]),
+        mode = "host" if row["clock"] != "cuda-events" else f"GPU events, {row['cuda_graph']}"
+        rows.append([
+            str(row["runner"]), str(row["precision"]), str(row["shape"]).replace(",", ", "), str(row["batch"]),
+            threads_cell(row), format_number(row["throughput_qps"]), format_number(row["throughput_samples_s"]),
             format_number(row["latency_median_ms"]), _cell(row, "latency_p90_ms"), _cell(row, "latency_p99_ms"),
             format_number(row["latency_cv_pct"]), mode,
         ])  # fmt: skip
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    left = {0, 1, 2, len(header) - 1}
+    lines, dropped = fit_table(header, rows, width=width, drop=DROP_ORDER[:WRAP_AFTER], wrap={"shape", "clock"},
+                               drop_after_wrap=DROP_ORDER[WRAP_AFTER:],
+                               right={"batch", "threads", "qps", "samples/s", "median ms", "p90 ms", "p99 ms", "CoV %"})  # fmt: skip
     print()
-    for n, line in enumerate(lines):
-        cells = [c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))]
-        print("  ".join(cells).rstrip())
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print("\n".join(lines))
+    if dropped:
+        import textwrap
+
+        from trtbuild.console import terminal_width
+
+        note = f"(left out to fit {width or terminal_width()} columns: {', '.join(dropped)}; the written tables keep them)"
+        print("\n".join(textwrap.wrap(note, width or terminal_width(), break_long_words=False)))
+
+
+def threads_cell(row: dict[str, object]) -> str:
+    """intra/inter-op threads as the runtime reports them ("auto": its default), blank for TensorRT."""
+    intra, inter = row.get("intra_op_threads"), row.get("inter_op_threads")
+    if intra is None:
+        return ""
+    return "/".join(str(v) if v else "auto" for v in (intra, inter))
 
 
 def _cell(row: dict[str, object], key: str) -> str:

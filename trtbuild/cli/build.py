@@ -31,6 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
+        conflict_handler="resolve",  # -o below takes over --output/--saveEngine from the build options
     )
     parser.add_argument("model", nargs="?", help="ONNX file, or zoo:NAME for a built-in model (omit with --recipe)")
     parser.add_argument("--recipe", metavar="RECIPE.tar", help="build from a recipe made by `trtbuild pack` (on the device)")
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     add_dialect_option(parser)
     add_build_options(parser)
+    add_engine_output(parser)
     from trtbuild.cli.quantize import add_calib_arguments
 
     add_calib_arguments(parser, include_cache=False)
@@ -48,6 +50,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(FP16 cast / INT8 Q/DQ; the only way on TensorRT 11)",
     )
     parser.set_defaults(run=run)
+
+
+def add_engine_output(parser: argparse.ArgumentParser) -> None:
+    """``-o/--output ENGINE``: the file ``build`` writes, as on every command (``--saveEngine`` is trtexec's name)."""
+    from trtbuild.cli._buildflags import RecordPair
+
+    parser.add_argument(
+        "-o", "--output", "--saveEngine", action=RecordPair, trtexec_name="saveEngine", dest="_opt_saveEngine",
+        metavar="ENGINE", default=argparse.SUPPRESS,
+        help="the engine file to write (default: MODEL.engine beside the ONNX; zoo:NAME -> NAME.engine here); its "
+        "manifest ENGINE.json goes beside it. --saveEngine is trtexec's name for it",
+    )
 
 
 def spec_from_args(args: argparse.Namespace) -> object:

@@ -25,15 +25,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([c.to_dict() for c in checks], indent=2))
         return 0
-    from rich.table import Table
+    from trtbuild.console import fit_table
 
-    from trtbuild.console import get_console
-
-    table = Table(title="trtbuild doctor", title_justify="left")
-    for column in ("component", "status", "details", "how to get it"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for check in checks:
-        status = "[green]found[/green]" if check.found else "[yellow]missing[/yellow]"
-        table.add_row(check.name, status, check.detail, "" if check.found else check.how)
-    get_console().print(table)
+        detail = check.detail if check.found or not check.how else f"{check.detail}. Get it: {check.how}"
+        rows.append([check.name, "found" if check.found else "missing", detail])
+    lines, _ = fit_table(["component", "status", "details (and how to get what is missing)"], rows,
+                         wrap={"details (and how to get what is missing)"})  # fmt: skip
+    print("trtbuild doctor")
+    print("\n".join(lines))
     return 0

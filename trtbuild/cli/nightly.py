@@ -20,6 +20,7 @@ examples:
   trtbuild nightly suites/example.toml
   trtbuild nightly suites/example.toml --list
   trtbuild nightly suites/gpu.toml --results /shared/bench_results --shard 2/4
+  trtbuild nightly suites/gpu.toml --results /shared/bench_results --shard auto   # Slurm array, GitLab
   trtbuild nightly suites/gpu.toml --resume                  # finish the last interrupted run
   trtbuild nightly suites/gpu.toml --baseline 20260101T020000Z-gpu01-3fa2c1
 """
@@ -43,7 +44,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN",
                         help="continue the latest run of this suite from this host (or run RUN): cases already "
                         "recorded are not run again")
-    parser.add_argument("--shard", metavar="I/N", help="run only shard I of N (1-based; deterministic split by case id)")
+    parser.add_argument("--shard", metavar="I/N|auto[/N]",
+                        help="run only shard I of N (1-based; deterministic split by case id). auto: from the "
+                        "scheduler: TRTBUILD_SHARD=I/N, Kubernetes Indexed Jobs (JOB_COMPLETION_INDEX, with "
+                        "auto/N), Slurm arrays (SLURM_ARRAY_TASK_ID/COUNT), GitLab (CI_NODE_INDEX/TOTAL)")  # fmt: skip
     parser.add_argument("--only", action="append", default=[], metavar="GLOB",
                         help="run only cases whose id matches GLOB (repeatable)")
     parser.add_argument("--baseline", metavar="RUN", help="compare with this run instead of the last good one")

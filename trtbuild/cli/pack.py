@@ -15,7 +15,7 @@ A recipe is a tar file: the ONNX (and its external data), the checked BuildSpec 
 --calib and --timingCacheFile files when given, and recipe.json with the sha256 of each. Copy it to
 the device (a Jetson cannot use an engine built on x86) and build there with the same options:
 
-  trtbuild build --recipe model.recipe.tar [--output model.engine] [--timingCacheFile cache.bin] [--dry-run]
+  trtbuild build --recipe model.recipe.tar [-o model.engine] [--timingCacheFile cache.bin] [--dry-run]
 
 The options are checked against the model before anything is written, as `build --dry-run` does.
 
@@ -34,14 +34,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
+        conflict_handler="resolve",  # -o/--output is the recipe here; --saveEngine names the engine inside it
     )
     parser.add_argument("model", help="ONNX file, or zoo:NAME for a built-in model")
-    parser.add_argument("-o", dest="recipe_out", metavar="RECIPE.tar",
-                        help="where to write the recipe (default: MODEL.recipe.tar in the current folder; "
-                        ".tar.gz or .tgz compresses it)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print what was packed as JSON")
     add_dialect_option(parser)
     add_build_options(parser)
+    parser.add_argument("-o", "--output", dest="recipe_out", metavar="RECIPE.tar",
+                        help="the recipe file to write (default: MODEL.recipe.tar in the current folder; "
+                        ".tar.gz or .tgz compresses it). --saveEngine ENGINE sets the engine's name that "
+                        "`build --recipe` writes on the device")  # fmt: skip
     parser.set_defaults(run=run)
 
 
