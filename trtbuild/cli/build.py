@@ -35,6 +35,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("model", nargs="?", help="ONNX file, or zoo:NAME for a built-in model (omit with --recipe)")
     parser.add_argument("--recipe", metavar="RECIPE.tar", help="build from a recipe made by `trtbuild pack` (on the device)")
     parser.add_argument("--recipe-dir", metavar="DIR", help="where --recipe is unpacked (default: NAME.recipe/ beside the engine)")
+    parser.add_argument(
+        "--allow-plugins", action="append", default=[], metavar="LIB",
+        help="with --recipe: load this plugin library that the recipe holds and names (e.g. model/libplugin.so); "
+        "repeatable or comma-separated. A plugin runs code, so recipe plugins are refused without it",
+    )
+    parser.add_argument(
+        "--recipe-max-size", metavar="SIZE", default=None,
+        help="with --recipe: the most bytes it may unpack to, e.g. 100G (default 64G, and at most 200 times the "
+        "recipe's own size unless given)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; build nothing")
     parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     add_dialect_option(parser)
@@ -75,13 +85,54 @@ def run(args: argparse.Namespace) -> int:
             from trtbuild.errors import SpecError
 
             raise SpecError("No model given: pass model.onnx (or zoo:NAME), or --recipe RECIPE.tar made by `trtbuild pack`.")
+        if args.allow_plugins or args.recipe_max_size:
+            from trtbuild.errors import SpecError
+
+            raise SpecError("--allow-plugins and --recipe-max-size apply to --recipe only; give plugin libraries with "
+                            "--staticPlugins when building from a model.")  # fmt: skip
         spec = spec_from_args(args)
         plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
+    check_plan_inputs(plan)
     if args.dry_run:
         print_plan(plan, as_json=args.json)
         return 0
+    check_plan_outputs(plan)
     from trtbuild.build import build_from_plan
     from trtbuild.cli.quantize import calib_options_from_args
 
     build_from_plan(plan, calib=calib_options_from_args(args), precision_path=args.precision_path)
     return 0
+
+
+def check_plan_inputs(plan: object) -> None:
+    """Refuse a "model" that parsed as an empty ONNX protobuf (a 0-byte file, or another protobuf message).
+
+    Protobuf parses nearly anything, so such files reach the plan as a model with no graph; a dry run must
+    not pass them.
+    """
+    from trtbuild.errors import ModelError
+
+    model = plan.model  # type: ignore[attr-defined]
+    if model.ir_version <= 0 or (model.node_count == 0 and not model.outputs):
+        what = "is empty" if _size(model.path) == 0 else "holds no ONNX graph (no IR version, nodes or outputs)"
+        raise ModelError(f"{model.path} {what}: it is not an ONNX model; export the model again and pass that file.")
+
+
+def check_plan_outputs(plan: object) -> None:
+    """Refuse, before a long build, outputs that could never be written (a folder where the engine goes)."""
+    from trtbuild.fsutil import check_output_file
+
+    b = plan.spec.build  # type: ignore[attr-defined]
+    if b.save_engine:
+        check_output_file(b.save_engine, "engine path")
+    if b.timing_cache_file:
+        check_output_file(b.timing_cache_file, "timing cache")
+
+
+def _size(path: str) -> int | None:
+    import os
+
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
