@@ -128,6 +128,52 @@ def test_trtexec_parser_raises_only_spec_errors(dialect: int | None, pairs: list
     assert BuildSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
 
 
+_argv_item = st.one_of(
+    st.text(max_size=20),
+    st.builds(lambda k, sep, v: f"--{k}{sep}{v}", _flag_names, st.sampled_from(["=", "", "=="]), _values.map(lambda v: v or "")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(argv=st.lists(_argv_item, max_size=6), dialect=st.sampled_from([8, 10, 11]))
+def test_raw_trtexec_command_lines_raise_only_spec_errors(argv: list[str], dialect: int) -> None:
+    try:
+        BuildSpec.from_trtexec_args(argv, dialect=dialect)
+    except TrtbuildError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(max_size=16) | st.sampled_from(["30d", "1e400d", "9" * 400 + "h", "2026-13-40", "1/0", "0/0", "3/2"]))
+def test_nightly_option_parsers_raise_only_trtbuild_errors(text: str) -> None:
+    from trtbuild.nightly.store import parse_since
+    from trtbuild.nightly.suite import parse_shard
+    from trtbuild.spec import parse_size
+
+    for parse in (parse_since, parse_shard, parse_size):
+        try:
+            parse(text)  # type: ignore[operator]
+        except TrtbuildError:
+            pass
+
+
+_suite_keys = st.sampled_from(["name", "backends", "precisions", "timing", "limits", "gate", "model", "shapes",
+                                "profile", "accuracy", "thresholds", "repeats", "timeout_s", "memory_mib", "batch"])
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(top=st.dictionaries(_suite_keys, json_values, max_size=5),
+       model=st.dictionaries(_suite_keys, json_values, max_size=4))  # fmt: skip
+def test_suite_files_raise_only_trtbuild_errors(top: dict[str, Any], model: dict[str, Any]) -> None:
+    from trtbuild.nightly.suite import suite_from_dict
+
+    data = {"name": "s", "backends": ["ort"], **top, "model": [{"model": "zoo:resnet", **model}]}
+    try:
+        suite_from_dict(data, source="s.toml").cases()
+    except TrtbuildError:
+        pass
+
+
 @settings(max_examples=300, deadline=None)
 @given(section=st.sampled_from(["build", "system", "inference", "reporting"]), data=json_values,
        key=st.sampled_from(["profiles", "avg_timing", "device", "shapes", "duration", "static_plugins", "fp16",
@@ -344,6 +390,35 @@ def test_sigterm_mid_write_removes_the_temporary_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"old"
 
 
+def test_cli_exits_143_on_sigterm_after_cleanup(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    import trtbuild.cli.doctor as doctor
+
+    def terminated(args: Any) -> int:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+        raise AssertionError("SIGTERM did not interrupt the command")
+
+    monkeypatch.setattr(doctor, "run", terminated)
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["doctor"]) == 143
+    assert "terminated" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == before, "the handler is restored after the command"
+
+
+def test_strip_ignores_a_malformed_embedded_manifest(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from trtbuild.engine_file import manifest_path, strip_ultralytics
+
+    meta = json.dumps({"stride": 32, "trtbuild_manifest": {"format": "trtbuild.engine", "format_version": 1, "plan": []}})
+    wrapped = tmp_path / "u.engine"
+    wrapped.write_bytes(len(meta).to_bytes(4, "little") + meta.encode() + b"ftrt" + bytes(60))
+    out, _ = strip_ultralytics(wrapped, tmp_path / "plain.engine")
+    assert out.read_bytes() == b"ftrt" + bytes(60)
+    assert not manifest_path(out).exists()
+    assert "malformed" in caplog.text
+
+
 # ---------------------------------------------------------------------------------------------- recipes
 
 
@@ -413,6 +488,29 @@ def test_a_recipe_cannot_name_a_plugin_outside_itself(base_recipe: Path, tmp_pat
     evil = hostile(base_recipe, tmp_path / "evil.tar", spec=lambda s: s["system"].__setitem__("static_plugins", ["/tmp/x.so"]))
     with pytest.raises(RecipeError, match="does not hold"):
         plan_from_recipe(evil, recipe_dir=tmp_path / "u", allow_plugins=["/tmp/x.so"])
+
+
+def test_a_recipe_model_cannot_read_external_data_outside_the_recipe(base_recipe: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(4, dtype=np.float32).tobytes())
+    weight = numpy_helper.from_array(np.zeros(4, dtype=np.float32), "w")
+    weight.ClearField("raw_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "../../secret.bin"), ("offset", "0"), ("length", "16")):
+        weight.external_data.add(key=key, value=value)
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])], [weight])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    evil = hostile(base_recipe, tmp_path / "evil.tar", add={"model/m.onnx": model.SerializeToString()},
+                   spec=lambda s: (s.__setitem__("onnx", "model/m.onnx"), s["build"].__setitem__("profiles", [])))  # fmt: skip
+    with pytest.raises(TrtbuildError) as err:
+        plan_from_recipe(evil, recipe_dir=tmp_path / "one" / "two" / "u")
+    one_sentence(str(err.value))
+    assert "outside" in str(err.value), str(err.value)
 
 
 @pytest.mark.parametrize("where", ["/tmp/evil.engine", "../../evil.engine", "sub/evil.engine", "..", ""])

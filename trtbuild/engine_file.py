@@ -625,6 +625,14 @@ def strip_ultralytics(path: str | os.PathLike[str], out: str | os.PathLike[str])
     if target.resolve() == source.resolve():
         raise EngineFileError("strip writes a new file: give an output path (-o) different from the input.")
     embedded = metadata.get(EMBEDDED_MANIFEST_KEY)
+    if embedded is not None:
+        from trtbuild.schema import problem
+
+        why = problem(embedded, manifest_schema())
+        if why is not None or not isinstance(embedded, dict) or embedded.get("format") != MANIFEST_FORMAT:
+            log.warning("%s: the manifest inside its header is malformed (%s); the plan is written without one.",
+                        source, why or "not a trtbuild manifest")  # fmt: skip
+            embedded = None
     atomic_write_bytes(target, plan)
     if isinstance(embedded, dict) and (embedded.get("plan") or {}).get("sha256") == sha256_bytes(plan):
         atomic_write_json(manifest_path(target), {**embedded, "engine": target.name})

@@ -126,6 +126,13 @@ def output_mode(target: str | os.PathLike[str]) -> int:
     return _target_mode(Path(target))
 
 
+def folder_mode() -> int:
+    """The permission bits ``mkdir`` gives a new folder under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o777 & ~umask
+
+
 def _target_mode(target: Path) -> int:
     try:
         return target.stat().st_mode & 0o777

@@ -344,7 +344,9 @@ def unpack(
                 raise RecipeError(f"The spec in {source} is not JSON ({exc}); pack the recipe again.") from None
             spec = BuildSpec.from_dict(data, source=f"The spec in {source}")
             plugins = _check_spec_paths(spec, listed, source, set(allow_plugins))
-            os.chmod(staging, 0o755)  # mkdtemp made it private; the unpacked recipe is ordinary data
+            from trtbuild.fsutil import folder_mode
+
+            os.chmod(staging, folder_mode())  # mkdtemp made it private; the unpacked recipe is ordinary data
             _replace_dir(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -645,5 +647,10 @@ def plan_from_recipe(
     if "timingCacheFile" in values:
         spec.build.timing_cache_file = values["timingCacheFile"]
     plan = plan_build(spec, onnx_path, trtexec_version=trtexec_version)
+    root = Path(dest).absolute().resolve()
+    for rel in plan.model.external_data:  # the model's own file references are paths the recipe names too
+        if not (onnx_path.parent / rel).resolve().is_relative_to(root):
+            raise RecipeError(f"The model in {recipe} reads external data from '{rel}', outside the recipe; a recipe "
+                              "may only name files inside it. Pack it again.")  # fmt: skip
     plan.recipe_sha256 = sha
     return plan

@@ -94,6 +94,8 @@ Bool = _Scalar("true or false", lambda v: isinstance(v, bool))
 Int = _Scalar("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool))
 #: A finite number (int or float): NaN and infinity are refused, as a JSON reader without extensions would.
 Num = _Scalar("a finite number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
+#: Any number, NaN and infinity included (Python's json writes and reads them; an error metric may be inf).
+Real = _Scalar("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool))
 AnyValue = _Scalar("any value", lambda v: True)
 #: A version as people write it in JSON: "10.13.0.35", 10.13 or 10.
 Version = _Scalar("a version string", lambda v: isinstance(v, (str, int, float)) and not isinstance(v, bool))

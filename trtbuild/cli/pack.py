@@ -49,13 +49,15 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from trtbuild.cli.build import spec_from_args
+    from trtbuild.cli.build import check_plan_inputs, spec_from_args
     from trtbuild.fsutil import check_output_file
+    from trtbuild.plan import plan_build
     from trtbuild.recipe import pack
 
     spec = spec_from_args(args)
     out = args.recipe_out or _default_output(args.model)
     check_output_file(out, "recipe")
+    check_plan_inputs(plan_build(spec, args.model, trtexec_version=args.trtexec_version))  # type: ignore[arg-type]
     result = pack(spec, out, model=args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
     if args.json:
         print(json.dumps({"recipe": str(result.path), "sha256": result.sha256, "size": result.size,

@@ -285,24 +285,28 @@ def run_schema() -> Any:
 
 def case_schema() -> Any:
     """The fields of cases/<id>.json that the gate and the reports read."""
-    from trtbuild.schema import AnyValue, Bool, ListOf, MapOf, Nullable, Num, Obj, Str
+    from trtbuild.schema import AnyValue, Bool, ListOf, MapOf, Nullable, Obj, Real, Str
 
     text = Nullable(Str)
+    summary = Obj({"latency_ms": Nullable(MapOf(AnyValue)), "throughput_qps": Nullable(Real)})
     return Obj({
         "schema": Str, "case_id": Str, "run_id": text, "suite": text, "model": text, "backend": text,
         "precision": text, "shape": text, "status": Str, "reason": Nullable(AnyValue), "failed_step": text,
         "device": Obj({"key": Str, "label": text, "kind": text}),
-        "metrics": MapOf(MapOf(Nullable(Num))), "repeat_medians": MapOf(ListOf(Nullable(Num))),
+        "metrics": MapOf(MapOf(Nullable(Real))), "repeat_medians": MapOf(ListOf(Nullable(Real))),
         "samples": text, "thresholds": Nullable(MapOf(AnyValue)), "model_sha256": text,
-        "accuracy": Nullable(Obj({"passed": Nullable(Bool)})), "bench": Nullable(Obj({"row": Nullable(MapOf(AnyValue))})),
-        "started_utc": text, "finished_utc": text, "config_hash": text,
+        "accuracy": Nullable(Obj({"passed": Nullable(Bool), "max_abs": Nullable(Real)})),
+        "bench": Nullable(Obj({"row": Nullable(MapOf(AnyValue)), "summary": Nullable(summary)})),
+        "test_hooks": Nullable(ListOf(AnyValue)), "started_utc": text, "finished_utc": text, "config_hash": text,
     }, required=("schema", "case_id", "status"))  # fmt: skip
 
 
 def gate_schema() -> Any:
-    from trtbuild.schema import AnyValue, Bool, MapOf, Nullable, Obj, Str
+    from trtbuild.schema import AnyValue, Bool, MapOf, Nullable, Obj, Real, Str
 
-    verdict = Obj({"verdict": Nullable(Str), "accepted": Nullable(Bool)})
+    metric = Obj({"ratio": Nullable(Real), "ci_low": Real, "ci_high": Real})
+    verdict = Obj({"verdict": Nullable(Str), "accepted": Nullable(Bool), "reason": Nullable(AnyValue),
+                   "metrics": Nullable(MapOf(metric))})  # fmt: skip
     return Obj({"schema": Str, "cases": MapOf(verdict), "settings": Nullable(MapOf(AnyValue))}, required=("schema",))
 
 
@@ -435,11 +439,14 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     if not text:
         return None
     now = now or utc_now()
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([hdw])\s*", text)
     if match:
         amount = float(match.group(1))
         unit = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}[match.group(2)]
-        return now - amount * unit
+        try:
+            return now - amount * unit
+        except (OverflowError, ValueError):  # ages beyond datetime's range (year 1)
+            raise TrtbuildError(f"--since '{text[:40]}' reaches back before year 1; give an age like 30d.") from None
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

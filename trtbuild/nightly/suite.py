@@ -233,7 +233,7 @@ def select_cases(cases: Sequence[Case], only: Iterable[str] | None = None) -> li
 
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` -> (2, 4): shard index counts from 1."""
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*", text or "")
     if not match:
         raise TrtbuildError(f"--shard '{text}' is not I/N; write e.g. --shard 1/4 (shards count from 1 to N).")
     index, count = int(match.group(1)), int(match.group(2))
