@@ -250,6 +250,36 @@ def test_nvidia_smi_printing_garbage_is_not_a_crash(tmp_path: Path, monkeypatch:
     assert gpu["compute_capability"] == "8.9" and gpu["name"].startswith("GeForce")
 
 
+def _matmul_model(folder: Path, opset: int = 17) -> Path:
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    weights = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(4, 3), "W")
+    graph = helper.make_graph([helper.make_node("MatMul", ["X", "W"], ["Y"])], "g",
+                              [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", 4])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", 3])], [weights])  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    folder.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(folder / "mm.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="mm.bin", size_threshold=0)  # fmt: skip
+    return folder / "mm.onnx"
+
+
+def test_models_a_parser_cannot_read_fail_the_dry_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shapes = ["--min", "X:1x4", "--max", "X:8x4"]
+    good = _matmul_model(tmp_path / "good")
+    assert main(["build", str(good), *shapes, "--dry-run"]) == 0
+    capsys.readouterr()
+    truncated = _matmul_model(tmp_path / "cut")
+    (truncated.parent / "mm.bin").write_bytes((truncated.parent / "mm.bin").read_bytes()[:20])
+    assert main(["build", str(truncated), *shapes, "--dry-run"]) == 2
+    assert "has only 20 bytes" in capsys.readouterr().err
+    future = _matmul_model(tmp_path / "future", opset=99)
+    assert main(["build", str(future), *shapes, "--dry-run"]) == 2
+    assert "opset 99" in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------------------- outputs
 
 
@@ -361,6 +391,26 @@ def test_cli_turns_a_late_full_disk_into_one_sentence(monkeypatch: pytest.Monkey
     assert main(["doctor"]) == 2
     err = capsys.readouterr().err
     assert "/data/out.bin" in err and "disk is full" in err
+
+
+def test_a_real_full_disk_in_a_private_tmpfs(tmp_path: Path, two_input_onnx: Path) -> None:
+    """The same on a real file system that fills up, where a private mount namespace is allowed (root)."""
+    import shutil
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs unshare and root for a private tmpfs (the in-process tests above cover the logic)")
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    size = two_input_onnx.stat().st_size // 2048 + 1  # KiB: half the model
+    script = (f"mount -t tmpfs -o size={size}k tmpfs {mnt} || exit 99; "
+              f"{sys.executable} -m trtbuild optimize {two_input_onnx} -o {mnt}/out.onnx; echo rc=$?; ls -A {mnt}")  # fmt: skip
+    out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script], capture_output=True,
+                         text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)  # fmt: skip
+    if out.returncode == 99 or "rc=" not in out.stdout:
+        pytest.skip(f"cannot mount a private tmpfs here: {out.stderr.strip()[:200]}")
+    assert "rc=2" in out.stdout, out.stdout + out.stderr
+    assert "the disk is full" in out.stderr and f"{mnt}/out.onnx" in out.stderr, out.stderr
+    assert out.stdout.strip().endswith("rc=2"), "nothing (no temporary file) may be left on the full disk"
 
 
 # ---------------------------------------------------------------------------------------------- SIGTERM

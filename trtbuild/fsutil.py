@@ -55,7 +55,7 @@ def disk_full_error(exc: BaseException, path: str | os.PathLike[str]) -> DiskFul
     if not isinstance(exc, OSError) or exc.errno not in _FULL:
         return None
     free = free_bytes(path)
-    left = f"{human_size(free)} free there" if free is not None else "free space unknown"
+    left = f"only {human_size(free)} free there" if free is not None else "free space unknown"
     what = "the file is larger than the file system allows" if exc.errno == errno.EFBIG else "the disk is full"
     return DiskFullError(
         f"Cannot write {path}: {what} ({left}); nothing was replaced. Free some space or write elsewhere, then run again."

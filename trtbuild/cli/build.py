@@ -116,6 +116,48 @@ def check_plan_inputs(plan: object) -> None:
     if model.ir_version <= 0 or (model.node_count == 0 and not model.outputs):
         what = "is empty" if _size(model.path) == 0 else "holds no ONNX graph (no IR version, nodes or outputs)"
         raise ModelError(f"{model.path} {what}: it is not an ONNX model; export the model again and pass that file.")
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if model.opset > newest:
+        raise ModelError(f"{model.path} declares ONNX opset {model.opset}, newer than any this onnx {onnx.__version__} "
+                         f"knows ({newest}); no TensorRT parser reads it. Export again with an opset TensorRT supports "
+                         "(17 is safe for TensorRT 8.6 and later).")  # fmt: skip
+    if model.external_data:
+        _check_external_data(model.path)
+
+
+def _check_external_data(path: str) -> None:
+    """Refuse external-data files shorter than the tensors they must hold (a truncated copy of a large model)."""
+    import math
+    import os
+
+    import onnx
+    from onnx.external_data_helper import _get_all_tensors
+
+    from trtbuild.errors import ModelError
+
+    proto = onnx.load(path, load_external_data=False)
+    base = os.path.dirname(os.path.abspath(path))
+    for tensor in _get_all_tensors(proto):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL or tensor.data_type == onnx.TensorProto.STRING:
+            continue
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        file = os.path.join(base, info.get("location", ""))
+        try:
+            offset = int(info.get("offset") or 0)
+            itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+            needed = int(info["length"]) if info.get("length") else itemsize * math.prod(tensor.dims)
+        except (ValueError, TypeError, KeyError):
+            raise ModelError(f"{path}: tensor '{tensor.name}' has unreadable external-data fields {info}; export the "
+                             "model again.") from None  # fmt: skip
+        have = _size(file)
+        if have is None or offset + needed > have:
+            raise ModelError(
+                f"{path}: tensor '{tensor.name}' needs bytes {offset}..{offset + needed} of {info.get('location')}, which "
+                f"{'does not exist' if have is None else f'has only {have} bytes'}: the external data is missing or "
+                "truncated; copy the model again with its data file."
+            )
 
 
 def check_plan_outputs(plan: object) -> None:
