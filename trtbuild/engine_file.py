@@ -455,6 +455,8 @@ def load_engine_bytes(
     ``deserialize_cuda_engine``.
     """
     file = Path(path)
+    if file.is_dir():
+        raise EngineFileError(f"{file} is a folder, not an engine file; give the path of the .engine file.")
     try:
         data = file.read_bytes()
     except FileNotFoundError:

@@ -78,6 +78,29 @@ def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Pat
 
 
 @contextlib.contextmanager
+def sigterm_cleanup() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (a no-op elsewhere).
+
+    Without it, SIGTERM kills the process where it stands and temporary files (``.NAME.*.tmp``, staging
+    folders) stay behind; with it, the same cleanup as for Ctrl-C runs. Code that needs its own SIGTERM
+    handling (the nightly runner) installs it inside this block.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path``; fsync and rename it over ``path`` on success.
 
@@ -166,24 +189,7 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
-@contextlib.contextmanager
-def sigterm_cleanup() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (a no-op elsewhere).
-
-    Without it, SIGTERM kills the process where it stands and temporary files (``.NAME.*.tmp``, staging
-    folders) stay behind; with it, the same cleanup as for Ctrl-C runs. Code that needs its own SIGTERM
-    handling (the nightly runner) installs it inside this block.
-    """
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+def staging_path(target: str | os.PathLike[str]) -> Path:
+    """A hidden file beside ``target`` to build an output in before it is checked and renamed over it."""
+    path = Path(target)
+    return path.with_name(f".{path.stem}.staging-{os.getpid()}{path.suffix}")

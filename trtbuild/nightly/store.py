@@ -391,7 +391,7 @@ def _read_run(path: Path, skipped: dict[str, str] | None = None) -> RunDir | Non
     try:
         data = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError) as exc:
-        why = f"it cannot be read ({exc})"
+        why = f"not readable JSON: {exc}"
     else:
         if isinstance(data, dict) and data.get("schema") not in (RUN_SCHEMA, None):
             return None  # someone else's run.json
