@@ -705,6 +705,19 @@ def test_a_corrupt_run_is_skipped_with_a_warning_and_the_gate_names_it(tmp_path:
     assert f"skipped: {old.path}" in capsys.readouterr().out
 
 
+def test_report_and_nightly_refuse_files_where_folders_go(tmp_path: Path, two_input_onnx: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    store, _, _ = _store_with_history(tmp_path)
+    afile = tmp_path / "afile"
+    afile.write_text("keep")
+    assert main(["report", str(store.root), "-o", str(afile)]) == 2
+    suite = tmp_path / "s.toml"
+    suite.write_text(SUITE.format(model=two_input_onnx))
+    assert main(["nightly", str(suite), "--results", str(afile)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("is a file") == 2 and afile.read_text() == "keep"
+
+
 def test_run_and_case_records_with_wrong_field_types_never_crash_the_gate(tmp_path: Path) -> None:
     from trtbuild.nightly.gate import gate_run
     from trtbuild.nightly.report import load_history

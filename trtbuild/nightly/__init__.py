@@ -142,6 +142,8 @@ def run_suite(
     cache = timing_cache or _timing_cache_path(store, env)
     # Everything a user can get wrong is checked before the first case runs (exit 2, nothing recorded).
     check_inputs(cases)
+    if store.root.exists() and not store.root.is_dir():
+        raise TrtbuildError(f"--results {store.root} is a file; give a folder (it is created if missing).")
     if baseline and gate:
         pinned = store.open_run(baseline)
         if pinned.record["suite"].get("name") != suite.name:

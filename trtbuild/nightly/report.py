@@ -451,6 +451,8 @@ def write_report(
         raise TrtbuildError(f"No nightly runs{window} under {', '.join(map(str, roots))}; run `trtbuild nightly "
                             "SUITE.toml` first, or widen --since.")  # fmt: skip
     out = Path(out_dir) if out_dir is not None else Path(roots[0]) / "report"
+    if out.exists() and not out.is_dir():
+        raise TrtbuildError(f"The report folder {out} is a file; give a folder with -o (it is created if missing).")
     pngs = trend_figures(history)
     plot_paths: dict[str, Path] = {}
     for model, data in pngs.items():
