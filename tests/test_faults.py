@@ -280,6 +280,61 @@ def test_models_a_parser_cannot_read_fail_the_dry_run(tmp_path: Path, capsys: py
     assert "opset 99" in capsys.readouterr().err
 
 
+# ---------------------------------------------------------------------------------------------- --data
+
+
+def _image_input() -> list[Any]:
+    from trtbuild.shapes import TensorInfo
+
+    return [TensorInfo("x", "float32", (1, 1, 8, 8))]
+
+
+@pytest.mark.parametrize("kind", ["garbage", "objects", "nan", "empty", "bomb"])
+def test_hostile_npz_data_is_one_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    import numpy as np
+
+    from trtbuild.inputs import load_data
+
+    path = tmp_path / "d.npz"
+    if kind == "garbage":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    elif kind == "objects":
+        np.savez(path, x=np.array([{"a": 1}], dtype=object))
+    elif kind == "nan":
+        np.savez(path, x=np.full((1, 1, 8, 8), np.nan, dtype=np.float32))
+    elif kind == "empty":
+        np.savez(path, x=np.zeros((0, 1, 8, 8), dtype=np.float32))
+    else:
+        np.savez_compressed(path, x=np.zeros((1, 1, 8, 8), dtype=np.float32))
+        monkeypatch.setenv("TRTBUILD_MAX_DATA_BYTES", "64")
+    with pytest.raises(TrtbuildError) as err:
+        load_data(path, [t for t in _image_input()])
+    one_sentence(str(err.value))
+
+
+def test_image_data_bit_depth_bombs_and_garbage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+    from PIL import Image
+
+    from trtbuild.inputs import load_data
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)  # 0..63000 of 65535
+    Image.fromarray(ramp).save(folder / "deep.png")
+    (feed,) = load_data(folder, _image_input())
+    pixels = feed.arrays["x"]
+    assert float((pixels >= 0.999).mean()) < 0.05, "16-bit pixels must be scaled by their depth, not clipped"
+    assert abs(float(pixels.mean()) - float(ramp.mean()) / 65535) < 0.02
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)
+    with pytest.raises(TrtbuildError, match="refused"):
+        load_data(folder, _image_input())
+    monkeypatch.undo()
+    (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    with pytest.raises(TrtbuildError, match="broken.png"):
+        load_data(folder, _image_input())
+
+
 # ---------------------------------------------------------------------------------------------- outputs
 
 
