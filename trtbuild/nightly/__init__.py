@@ -368,11 +368,20 @@ def _run_one(run: RunDir, case: Case, env: Mapping[str, Any], cache: str, extra_
 
 
 def _read_result(path: Path) -> dict[str, Any]:
+    """The case process's result, or {} (the case then fails with "exited without writing a result")."""
+    from trtbuild.schema import AnyValue, ListOf, MapOf, Nullable, Obj, Real, Str, problem
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
-    return data if isinstance(data, dict) else {}
+    schema = Obj({"status": Str, "reason": Nullable(AnyValue), "samples": Nullable(MapOf(ListOf(Nullable(Real)))),
+                  "steps": Nullable(MapOf(AnyValue))}, required=("status",))  # fmt: skip
+    why = problem(data, schema)
+    if why is not None:
+        log.warning("Ignoring the malformed case result %s (%s).", path, why)
+        return {}
+    return data  # type: ignore[no-any-return]
 
 
 def _median(values: Sequence[float]) -> float:
