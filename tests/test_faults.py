@@ -225,8 +225,10 @@ def test_files_that_are_not_models_fail_the_dry_run(tmp_path: Path, content: byt
 
     path = tmp_path / "m.onnx"
     path.write_bytes(content if content is not None else onnx.TensorProto(name="t", dims=[3]).SerializeToString())
-    assert main(["build", str(path), "--dry-run"]) == 2
-    one_sentence(capsys.readouterr().err)
+    for argv in (["build", str(path), "--dry-run"], ["inspect", str(path)], ["pack", str(path), "-o", str(tmp_path / "r.tar")]):
+        assert main(argv) == 2, argv
+        one_sentence(capsys.readouterr().err)
+    assert not (tmp_path / "r.tar").exists()
 
 
 def test_run_shapes_outside_the_profile_and_missing_profiles_are_refused(two_input_onnx: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from trtbuild.cli._buildflags import add_build_options, add_dialect_option
 
@@ -110,9 +111,13 @@ def check_plan_inputs(plan: object) -> None:
     Protobuf parses nearly anything, so such files reach the plan as a model with no graph; a dry run must
     not pass them.
     """
+    check_model(plan.model)  # type: ignore[attr-defined]
+
+
+def check_model(model: Any) -> None:
+    """The checks of :func:`check_plan_inputs` on a ModelReport (also used by ``inspect``)."""
     from trtbuild.errors import ModelError
 
-    model = plan.model  # type: ignore[attr-defined]
     if model.ir_version <= 0 or (model.node_count == 0 and not model.outputs):
         what = "is empty" if _size(model.path) == 0 else "holds no ONNX graph (no IR version, nodes or outputs)"
         raise ModelError(f"{model.path} {what}: it is not an ONNX model; export the model again and pass that file.")
