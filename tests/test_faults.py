@@ -225,7 +225,8 @@ def test_files_that_are_not_models_fail_the_dry_run(tmp_path: Path, content: byt
 
     path = tmp_path / "m.onnx"
     path.write_bytes(content if content is not None else onnx.TensorProto(name="t", dims=[3]).SerializeToString())
-    for argv in (["build", str(path), "--dry-run"], ["inspect", str(path)], ["pack", str(path), "-o", str(tmp_path / "r.tar")]):
+    for argv in (["build", str(path), "--dry-run"], ["inspect", str(path)], ["pack", str(path), "-o", str(tmp_path / "r.tar")],
+                 ["trtexec", f"--onnx={path}", "--dry-run"]):  # fmt: skip
         assert main(argv) == 2, argv
         one_sentence(capsys.readouterr().err)
     assert not (tmp_path / "r.tar").exists()
