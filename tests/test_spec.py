@@ -14,6 +14,7 @@ from trtbuild.spec import (
     DIALECTS,
     MEMORY_POOLS,
     OPTIONS,
+    RANGES,
     UNSUPPORTED,
     BuildSpec,
     Opt,
@@ -29,12 +30,11 @@ _dims = st.lists(st.integers(1, 64), min_size=1, max_size=4).map(lambda d: "x".j
 def _value_for(opt: Opt, dialect: int) -> st.SearchStrategy[str | None]:
     if opt.kind in ("flag", "neg_flag"):
         return st.just(None)
+    lo, hi = RANGES.get(opt.attr, (0, 10_000))
     if opt.kind == "int":
-        low = 0 if opt.attr != "builder_optimization_level" else 0
-        high = 5 if opt.attr == "builder_optimization_level" else 10_000
-        return st.integers(low, high).map(str)
+        return st.integers(int(lo or 0), min(int(hi or 10_000), 10_000)).map(str)
     if opt.kind == "float":
-        return st.sampled_from(["0.5", "3", "1.25", "10"])
+        return st.sampled_from([v for v in ("0", "0.5", "1", "3", "1.25", "10") if float(v) <= (hi or 10)])
     if opt.kind == "choice":
         assert opt.choices
         return st.sampled_from(sorted(set(opt.choices.values())))

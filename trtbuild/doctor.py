@@ -37,7 +37,9 @@ def _run(cmd: list[str], timeout: float = 5.0) -> str | None:
     if shutil.which(cmd[0]) is None:
         return None
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        # nvidia-smi may print in the locale's encoding (or garbage): decode leniently rather than crash.
+        out = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", errors="replace", timeout=timeout,
+                             check=False)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() if out.returncode == 0 else None

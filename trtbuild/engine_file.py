@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from trtbuild.errors import EngineFileError, MissingDependencyError
-from trtbuild.fsutil import fsync_dir
+from trtbuild.fsutil import check_output_file, disk_full_error, fsync_dir, output_mode
 
 log = logging.getLogger(__name__)
 
@@ -161,12 +161,50 @@ def read_manifest(engine_path: str | os.PathLike[str]) -> dict[str, Any] | None:
         ) from None
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise EngineFileError(f"{path} is not a trtbuild engine manifest; delete or rename it, or rebuild the engine.")
-    if int(data.get("format_version", 0)) > MANIFEST_VERSION:
+    from trtbuild.schema import problem
+
+    why = problem(data, manifest_schema())
+    if why is not None:
         raise EngineFileError(
-            f"{path} has manifest format {data.get('format_version')}, newer than this trtbuild reads "
-            f"({MANIFEST_VERSION}); upgrade trtbuild."
+            f"The manifest {path} is malformed ({why}); rebuild the engine, or delete the manifest to load the plan "
+            "without checks."
+        )
+    if data["format_version"] > MANIFEST_VERSION:
+        raise EngineFileError(
+            f"{path} has manifest format {data['format_version']}, newer than the format {MANIFEST_VERSION} this "
+            "trtbuild reads; upgrade trtbuild."
         )
     return data
+
+
+def manifest_schema() -> Any:
+    """The fields of a manifest that trtbuild reads back, with their JSON types (other keys are kept as is)."""
+    from trtbuild.schema import AnyValue, Bool, Int, ListOf, MapOf, Nullable, Num, Obj, Range, Str, Version
+
+    text = Nullable(Str)
+    version = Nullable(Version)
+    gpu = Nullable(Obj({"name": text, "compute_capability": version, "source": text}))
+    tensor = Obj({"name": Str, "dtype": text, "dims": ListOf(AnyValue)}, required=("name",))
+    return Obj({
+        "format": Str,
+        "format_version": Range(0),
+        "engine": text,
+        "plan": Nullable(Obj({"sha256": text, "size": Nullable(Range(0))})),
+        "tensorrt": Nullable(Obj({"version": version})),
+        "gpu": gpu,
+        "host": Nullable(Obj({"platform": text, "jetson": Nullable(MapOf(AnyValue))})),
+        "compatibility": Nullable(Obj({"hardware": text, "version_compatible": Nullable(Bool),
+                                       "exclude_lean_runtime": Nullable(Bool), "runtime_platform": text})),
+        "dla_core": Nullable(Int),
+        "profiles": Nullable(ListOf(MapOf(MapOf(ListOf(Int))))),
+        "io": Nullable(ListOf(tensor)),
+        "precision": Nullable(MapOf(AnyValue)),
+        "build_options": Nullable(Obj({"system": Nullable(Obj({"device": Nullable(Int)}))})),
+        "onnx": Nullable(Obj({"path": text, "sha256": text})),
+        "build_time_s": Nullable(Num),
+        "built_at": text,
+        "trtbuild_version": text,
+    }, required=("format", "format_version"))  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -181,21 +219,23 @@ def write_engine(path: str | os.PathLike[str], plan_data: bytes | bytearray | me
     Ctrl-C before the renames leaves the previous engine and manifest untouched and removes the
     temporary files.
     """
-    target = Path(path)
+    target = check_output_file(path, "engine")
     view = memoryview(plan_data).cast("B")
     if bytes(view[:4]) != PLAN_MAGIC:
         raise EngineFileError(f"Refusing to write {target}: the data is not a TensorRT plan (it does not start with 'ftrt').")
     if manifest["plan"]["sha256"] != sha256_bytes(view) or manifest["plan"]["size"] != len(view):
         raise EngineFileError(f"Refusing to write {target}: the manifest does not describe this plan (sha256/size differ).")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    meta_target = manifest_path(target)
+    meta_target = check_output_file(manifest_path(target), "engine manifest")
     temps: list[str] = []
+    current = target
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         plan_tmp = _temp_beside(target, temps)
         with open(plan_tmp, "wb") as handle:
             _write_chunks(handle, view)
             handle.flush()
             os.fsync(handle.fileno())
+        current = meta_target
         meta_tmp = _temp_beside(meta_target, temps)
         with open(meta_tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(manifest, indent=2, default=str) + "\n")
@@ -204,6 +244,11 @@ def write_engine(path: str | os.PathLike[str], plan_data: bytes | bytearray | me
         os.replace(plan_tmp, target)
         os.replace(meta_tmp, meta_target)
         temps.clear()
+    except OSError as exc:
+        full = disk_full_error(exc, current)
+        if full is not None:
+            raise full from None
+        raise
     finally:
         for name in temps:
             with contextlib.suppress(FileNotFoundError):
@@ -216,6 +261,10 @@ def _temp_beside(target: Path, temps: list[str]) -> str:
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     temps.append(name)
+    # mkstemp makes the file 0600; Triton or DeepStream running as another user must read the engine, so
+    # it gets the mode a plain open() would give (or the replaced file's mode).
+    with contextlib.suppress(OSError):
+        os.chmod(name, output_mode(target))
     return name
 
 
@@ -406,6 +455,8 @@ def load_engine_bytes(
     ``deserialize_cuda_engine``.
     """
     file = Path(path)
+    if file.is_dir():
+        raise EngineFileError(f"{file} is a folder, not an engine file; give the path of the .engine file.")
     try:
         data = file.read_bytes()
     except FileNotFoundError:
@@ -559,7 +610,12 @@ def strip_ultralytics(path: str | os.PathLike[str], out: str | os.PathLike[str])
     from trtbuild.fsutil import atomic_write_bytes, atomic_write_json
 
     source = Path(path)
-    data = source.read_bytes()
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise EngineFileError(f"No engine at {source}; give the path of an Ultralytics .engine file.") from None
+    except OSError as exc:
+        raise EngineFileError(f"Cannot read {source}: {exc.strerror or exc}; give the path of an engine file.") from None
     header = read_ultralytics_header(data)
     if header is None:
         if data[:4] == PLAN_MAGIC:
@@ -571,6 +627,14 @@ def strip_ultralytics(path: str | os.PathLike[str], out: str | os.PathLike[str])
     if target.resolve() == source.resolve():
         raise EngineFileError("strip writes a new file: give an output path (-o) different from the input.")
     embedded = metadata.get(EMBEDDED_MANIFEST_KEY)
+    if embedded is not None:
+        from trtbuild.schema import problem
+
+        why = problem(embedded, manifest_schema())
+        if why is not None or not isinstance(embedded, dict) or embedded.get("format") != MANIFEST_FORMAT:
+            log.warning("%s: the manifest inside its header is malformed (%s); the plan is written without one.",
+                        source, why or "not a trtbuild manifest")  # fmt: skip
+            embedded = None
     atomic_write_bytes(target, plan)
     if isinstance(embedded, dict) and (embedded.get("plan") or {}).get("sha256") == sha256_bytes(plan):
         atomic_write_json(manifest_path(target), {**embedded, "engine": target.name})

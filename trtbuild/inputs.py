@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: An .npz whose arrays unpack to more than this is refused before loading (a compressed .npz of zeros
+#: can claim terabytes); override with TRTBUILD_MAX_DATA_BYTES.
+DEFAULT_MAX_DATA_BYTES = 8 << 30
 
 
 @dataclass
@@ -156,14 +159,24 @@ def _cast(name: str, array: np.ndarray, dtype: str, source: str) -> np.ndarray:
 
 def load_npz(path: str | os.PathLike[str], inputs: Sequence[TensorInfo], profile: Profile | None = None) -> list[Feed]:
     """One feed from an ``.npz`` keyed by input name (``np.savez(path, images=..., scale=...)``)."""
+    import zipfile
+
     import numpy as np
 
     source = str(path)
+    limit = int(os.environ.get("TRTBUILD_MAX_DATA_BYTES") or DEFAULT_MAX_DATA_BYTES)
     try:
+        with zipfile.ZipFile(path) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+        if unpacked > limit:
+            raise SpecError(f"{source} unpacks to {unpacked / (1 << 30):.1f} GiB, more than the "
+                            f"{limit / (1 << 30):.1f} GiB allowed for --data; use fewer or smaller samples (or raise "
+                            "TRTBUILD_MAX_DATA_BYTES).")  # fmt: skip
         with np.load(path, allow_pickle=False) as data:  # no pickle: object arrays are refused
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as exc:
-        raise SpecError(f"Cannot read {source} as an .npz file ({exc}); save inputs with numpy.savez.") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, NotImplementedError) as exc:
+        reason = "it holds Python objects, which are never unpickled" if "allow_pickle" in str(exc) else str(exc)
+        raise SpecError(f"Cannot read {source} as an .npz file ({reason}); save numeric arrays with numpy.savez.") from None
     missing = [t for t in inputs if t.name not in arrays]
     if missing:
         raise SpecError(
@@ -177,7 +190,14 @@ def load_npz(path: str | os.PathLike[str], inputs: Sequence[TensorInfo], profile
         log.warning("%s: ignoring arrays that are not model inputs: %s", source, ", ".join(extra))
     feed = Feed("data")
     for tensor in inputs:
-        array = _cast(tensor.name, arrays[tensor.name], tensor.dtype, source)
+        raw = arrays[tensor.name]
+        if raw.size == 0:
+            raise SpecError(f"{source}: '{tensor.name}' is empty (shape {format_dims(raw.shape)}); save at least one "
+                            "sample (a batch of 0 runs nothing).")  # fmt: skip
+        if raw.dtype.kind in "fc" and not np.isfinite(raw).all():
+            raise SpecError(f"{source}: '{tensor.name}' holds NaN or infinite values, which make every comparison "
+                            "meaningless; save finite inputs.")  # fmt: skip
+        array = _cast(tensor.name, raw, tensor.dtype, source)
         _check_against_model(tensor.name, array, tensor, profile, source)
         feed.arrays[tensor.name] = np.ascontiguousarray(array)
     return [feed]
@@ -212,7 +232,7 @@ def load_image_folder(
     import numpy as np
 
     try:
-        from PIL import Image
+        import PIL.Image  # noqa: F401 - checked here so a missing Pillow is one sentence
     except ImportError:
         from trtbuild.errors import MissingDependencyError
 
@@ -228,9 +248,7 @@ def load_image_folder(
         raise SpecError(f"{source}: input {tensor.describe()} does not look like an image (1 or 3 channels).")
     pixels = []
     for file in files:
-        with Image.open(file) as opened:
-            img = opened.convert("RGB" if channels == 3 else "L").resize((width, height), Image.Resampling.BILINEAR)
-            array = np.asarray(img, dtype=np.float32) / 255.0
+        array = _read_image(file, channels, width, height)
         array = array.reshape(height, width, channels)
         pixels.append(array if nhwc else array.transpose(2, 0, 1))
     feeds = []
@@ -242,6 +260,32 @@ def load_image_folder(
         feeds.append(Feed(f"images[{start}:{start + len(chunk)}]", {tensor.name: np.ascontiguousarray(data)}))
     log.info("%s: %d image(s) in %d batch(es) of %s", source, len(files), len(feeds), format_dims(shape))
     return feeds
+
+
+def _read_image(file: Path, channels: int, width: int, height: int) -> np.ndarray:
+    """One image as float32 in [0, 1], resized; 16- and 32-bit images are scaled by their bit depth, not clipped."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, do not decode 100+ Mpixel
+            with Image.open(file) as opened:
+                if opened.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+                    # Pillow's convert("L"/"RGB") clips these at 255: a 16-bit scan would be all white.
+                    deep = np.asarray(opened, dtype=np.float32)
+                    scale = 65535.0 if opened.mode != "F" and deep.max(initial=0) <= 65535 else max(float(deep.max()), 1.0)
+                    img = Image.fromarray(np.clip(deep / scale, 0.0, 1.0).astype(np.float32))  # mode F
+                    gray = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+                    return np.repeat(gray[..., None], channels, axis=2) if channels == 3 else gray
+                img = opened.convert("RGB" if channels == 3 else "L").resize((width, height), Image.Resampling.BILINEAR)
+                return np.asarray(img, dtype=np.float32) / 255.0
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise SpecError(f"{file} is refused: {exc} Use images of ordinary size for --data.") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # UnidentifiedImageError is an OSError
+        raise SpecError(f"{file} cannot be read as an image ({exc}); remove it from the folder or convert it.") from None
 
 
 def load_data(

@@ -23,6 +23,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -45,13 +46,33 @@ CALIB_DIR = "calib"
 TIMING_DIR = "timing"
 #: The manifest is small; a larger one is not a recipe (and is not read into memory).
 MAX_MANIFEST_BYTES = 4 << 20
-#: Build options that ``build --recipe`` may still take: where the engine and timing cache live on the device.
-RECIPE_OVERRIDES = ("saveEngine", "timingCacheFile")
+#: Build options that ``build --recipe`` may still take: where the engine and timing cache live on the device,
+#: and plugin libraries installed on the device (the user names those files, so they are the user's choice).
+RECIPE_OVERRIDES = ("saveEngine", "timingCacheFile", "staticPlugins", "plugins", "dynamicPlugins", "setPluginsToSerialize")
+PLUGIN_FIELDS = {"static_plugins": "--staticPlugins", "dynamic_plugins": "--dynamicPlugins",
+                 "set_plugins_to_serialize": "--setPluginsToSerialize"}  # fmt: skip
+#: Unpacking refuses recipes that would expand beyond this (override: ``--recipe-max-size``).
+DEFAULT_MAX_UNPACKED = 64 << 30
+#: ... or that expand more than this many times their own size (a decompression bomb), unless the user
+#: raised the limit explicitly. Real ONNX weights compress little; even all-zero tensors stay well below.
+MAX_EXPANSION = 200
+MAX_MEMBERS = 10_000
 _CHUNK = 1 << 20
 
 
 class RecipeError(TrtbuildError):
     """A recipe that cannot be packed, or one that is unsafe, damaged or changed after packing."""
+
+
+def manifest_schema() -> Any:
+    from trtbuild.schema import Int, ListOf, Nullable, Obj, Range, Str
+
+    entry = Obj({"path": Str, "size": Range(0), "sha256": Str}, required=("path", "size", "sha256"))
+    return Obj(
+        {"format": Str, "format_version": Int, "spec": Str, "model": Nullable(Str), "created_by": Nullable(Str),
+         "target_tensorrt_major": Nullable(Int), "trtexec": Nullable(Str), "files": ListOf(entry, max_len=MAX_MEMBERS)},
+        required=("format", "format_version", "files"),
+    )  # fmt: skip
 
 
 @dataclass
@@ -117,10 +138,21 @@ def pack(
         )  # fmt: skip
     # The engine is an output on the device: keep only its file name (this host's folders mean nothing there).
     b.save_engine = Path(spec.build.save_engine).name if spec.build.save_engine else None
-    plugins = recipe_spec.system.static_plugins + recipe_spec.system.dynamic_plugins
+    r = recipe_spec.reporting
+    for attr in ("export_times", "export_output", "export_profile", "export_layer_info"):
+        if getattr(r, attr):
+            setattr(r, attr, Path(getattr(r, attr)).name)
+    if recipe_spec.inference.load_inputs:
+        raise RecipeError("--loadInputs files are not packed into a recipe; drop the option (give it to `trtbuild "
+                          "bench` on the device instead).")  # fmt: skip
+    system = recipe_spec.system
+    plugins = system.static_plugins + system.dynamic_plugins + system.set_plugins_to_serialize
     if plugins:
-        log.warning("plugin libraries are not packed (they are built per platform); the device needs them at: %s",
-                    ", ".join(plugins))  # fmt: skip
+        # A recipe never names libraries to load: on the device the user gives them to `build --recipe`.
+        log.warning("plugin libraries are not packed (they are built per platform); on the device pass them to "
+                    "`trtbuild build --recipe` again: %s",
+                    " ".join(f"{PLUGIN_FIELDS[a]}={p}" for a in PLUGIN_FIELDS for p in getattr(system, a)))  # fmt: skip
+        system.static_plugins, system.dynamic_plugins, system.set_plugins_to_serialize = [], [], []
 
     spec_bytes = (json.dumps(recipe_spec.to_dict(), indent=2) + "\n").encode()
     out = Path(output)
@@ -237,7 +269,13 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 # unpack
 
 
-def unpack(recipe: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tuple[BuildSpec, Path, str]:
+def unpack(
+    recipe: str | os.PathLike[str],
+    dest: str | os.PathLike[str],
+    *,
+    allow_plugins: Iterable[str] = (),
+    max_size: int | None = None,
+) -> tuple[BuildSpec, Path, str]:
     """Check and extract ``recipe`` into ``dest``; returns (spec with paths inside ``dest``, ONNX path, sha256).
 
     Refused, each with one sentence: member paths that are absolute or contain ``..``, links, devices and
@@ -245,6 +283,12 @@ def unpack(recipe: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
     whose size or sha256 differs. Extraction goes to a temporary folder beside ``dest`` that replaces
     ``dest`` only once every check passed; a ``dest`` holding something other than an earlier recipe is
     left alone.
+
+    The recipe is data: its spec is checked against the BuildSpec schema, every path it names must be a
+    file it holds (inputs) or a bare file name (outputs, written in the build's output folder), and a
+    plugin library it names is refused unless ``allow_plugins`` names it (then it is loaded from ``dest``
+    only, and its sha256 is logged). ``max_size`` caps the unpacked bytes (default
+    :data:`DEFAULT_MAX_UNPACKED`, and at most :data:`MAX_EXPANSION` times the recipe's own size).
     """
     from trtbuild.spec import BuildSpec
 
@@ -259,9 +303,14 @@ def unpack(recipe: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise RecipeError(f"{source} is not a recipe: it cannot be read as a tar archive ({exc}).") from None
     with tar:
-        members = _checked_members(tar, source)
-        manifest = _read_manifest(tar, members, source)
+        try:
+            members = _checked_members(tar, source)
+            manifest = _read_manifest(tar, members, source)
+        except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+            raise RecipeError(f"{source} is damaged: its tar archive cannot be read to the end ({_exc_text(exc)}); "
+                              "copy or pack it again.") from None  # fmt: skip
         listed = _listed_files(manifest, source)
+        _check_size(listed, source, target, max_size)
         present = {name for name in members if name != MANIFEST_NAME}
         missing = sorted(set(listed) - present)
         if missing:
@@ -280,16 +329,24 @@ def unpack(recipe: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
             for name, entry in listed.items():
                 try:
                     _extract_checked(tar, members[name], staging, entry, source)
-                except (OSError, tarfile.TarError, EOFError) as exc:  # e.g. a file and a folder of one name
-                    raise RecipeError(f"{source} is refused: '{name}' cannot be extracted ({exc}).") from None
+                except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:  # a file and a folder of one name
+                    from trtbuild.fsutil import disk_full_error
+
+                    full = disk_full_error(exc, staging / name)
+                    if full is not None:
+                        raise full from None
+                    raise RecipeError(f"{source} is refused: '{name}' cannot be extracted ({_exc_text(exc)}).") from None
             (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
             spec_file = staging / str(manifest.get("spec", SPEC_NAME))
             try:
-                spec = BuildSpec.from_dict(json.loads(spec_file.read_text()))
-            except (ValueError, TypeError, AttributeError, KeyError) as exc:
-                raise RecipeError(f"The spec in {source} cannot be read ({exc}); pack the recipe again.") from None
-            _check_spec_paths(spec, listed, source)
-            os.chmod(staging, 0o755)  # mkdtemp made it private; the unpacked recipe is ordinary data
+                data = json.loads(spec_file.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise RecipeError(f"The spec in {source} is not JSON ({exc}); pack the recipe again.") from None
+            spec = BuildSpec.from_dict(data, source=f"The spec in {source}")
+            plugins = _check_spec_paths(spec, listed, source, set(allow_plugins))
+            from trtbuild.fsutil import folder_mode
+
+            os.chmod(staging, folder_mode())  # mkdtemp made it private; the unpacked recipe is ordinary data
             _replace_dir(staging, target)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -300,7 +357,41 @@ def unpack(recipe: str | os.PathLike[str], dest: str | os.PathLike[str]) -> tupl
         spec.build.calib = str(target / spec.build.calib)
     if spec.build.timing_cache_file:
         spec.build.timing_cache_file = str(target / spec.build.timing_cache_file)
+    for attr in PLUGIN_FIELDS:
+        setattr(spec.system, attr, [str(target / p) for p in getattr(spec.system, attr)])
+    for rel, digest in plugins.items():
+        log.warning("Loading plugin library %s from recipe %s (sha256 %s), as --allow-plugins asked; it runs code "
+                    "on this machine.", target / rel, source.name, digest)  # fmt: skip
     return spec, Path(spec.onnx), sha
+
+
+def _exc_text(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _check_size(listed: dict[str, dict[str, Any]], source: Path, target: Path, max_size: int | None) -> None:
+    """Refuse, before anything is written, a recipe too large for the limit or for the free space."""
+    from trtbuild.fsutil import free_bytes, human_size
+
+    total = sum(int(entry["size"]) for entry in listed.values())
+    limit = DEFAULT_MAX_UNPACKED if max_size is None else max_size
+    if total > limit:
+        raise RecipeError(
+            f"{source} would unpack to {human_size(total)}, more than the {human_size(limit)} allowed; if the recipe is "
+            "genuine, raise the limit with --recipe-max-size."
+        )
+    packed = max(source.stat().st_size, 1)
+    if max_size is None and total > 64 << 20 and total > MAX_EXPANSION * packed:
+        raise RecipeError(
+            f"{source} ({human_size(packed)}) would unpack to {human_size(total)}, {total // packed} times its size: "
+            "that is a decompression bomb, not a model; if the recipe is genuine, pass --recipe-max-size."
+        )
+    free = free_bytes(target.parent if not target.exists() else target)
+    if free is not None and total > free:
+        raise RecipeError(
+            f"{source} needs {human_size(total)} unpacked but only {human_size(free)} is free at {target.parent}; "
+            "free some space or choose another --recipe-dir."
+        )
 
 
 def _check_destination(target: Path, source: Path) -> None:
@@ -329,7 +420,9 @@ def _safe_name(name: str) -> str | None:
 
 def _checked_members(tar: tarfile.TarFile, source: Path) -> dict[str, tarfile.TarInfo]:
     members: dict[str, tarfile.TarInfo] = {}
-    for member in tar:
+    for count, member in enumerate(tar):
+        if count >= MAX_MEMBERS:
+            raise RecipeError(f"{source} is refused: it holds more than {MAX_MEMBERS} entries, far more than a recipe.")
         why = _safe_name(member.name)
         if why:
             raise RecipeError(f"{source} is refused: member '{member.name}' {why}.")
@@ -365,12 +458,19 @@ def _read_manifest(tar: tarfile.TarFile, members: dict[str, tarfile.TarInfo], so
         raise RecipeError(f"{source} is refused: its {MANIFEST_NAME} is not valid JSON ({exc}).") from None
     if not isinstance(manifest, dict) or manifest.get("format") != RECIPE_FORMAT:
         raise RecipeError(f"{source} is not a trtbuild recipe: its {MANIFEST_NAME} lacks \"format\": \"{RECIPE_FORMAT}\".")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    from trtbuild.schema import problem
+
+    why = problem(manifest, manifest_schema())
+    if why is not None:
+        raise RecipeError(f"{source} is refused: its {MANIFEST_NAME} is malformed ({why}); pack the recipe again.")
+    version = manifest["format_version"]
+    if version > FORMAT_VERSION:
         raise RecipeError(
-            f"{source} uses recipe format {version}, which this trtbuild (format {FORMAT_VERSION}) cannot read; "
+            f"{source} uses recipe format {version}, newer than the format {FORMAT_VERSION} this trtbuild reads; "
             "upgrade trtbuild on this machine."
         )
+    if version < 1:
+        raise RecipeError(f"{source} claims recipe format {version}, which never existed; pack the recipe again.")
     return manifest
 
 
@@ -380,13 +480,13 @@ def _listed_files(manifest: dict[str, Any], source: Path) -> dict[str, dict[str,
     if not isinstance(entries, list):
         raise RecipeError(f"{source} is refused: its {MANIFEST_NAME} has no list of files.")
     for entry in entries:
-        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)
-                and isinstance(entry.get("size"), int)):  # fmt: skip
-            raise RecipeError(f"{source} is refused: a file entry in its {MANIFEST_NAME} is malformed ({entry!r}).")
         why = _safe_name(entry["path"])
         if why:
             raise RecipeError(f"{source} is refused: its manifest lists '{entry['path']}', which {why}.")
-        listed[str(PurePosixPath(entry["path"]))] = entry
+        name = str(PurePosixPath(entry["path"]))
+        if name in listed:
+            raise RecipeError(f"{source} is refused: its manifest lists '{name}' twice.")
+        listed[name] = entry
     spec_name = manifest.get("spec", SPEC_NAME)
     if spec_name not in listed:
         raise RecipeError(f"{source} is refused: its manifest does not list the spec file '{spec_name}'.")
@@ -420,13 +520,50 @@ def _extract_checked(
         )
 
 
-def _check_spec_paths(spec: BuildSpec, listed: dict[str, dict[str, Any]], source: Path) -> None:
+def _check_spec_paths(
+    spec: BuildSpec, listed: dict[str, dict[str, Any]], source: Path, allowed: set[str]
+) -> dict[str, str]:
+    """Inputs must be files the recipe holds, outputs bare file names; returns the allowed plugins' sha256."""
     for what, value in (("model", spec.onnx), ("calibration cache", spec.build.calib),
                         ("timing cache", spec.build.timing_cache_file)):  # fmt: skip
         if what == "model" and not value:
             raise RecipeError(f"The spec in {source} names no model; pack the recipe again.")
-        if value and str(PurePosixPath(value)) not in listed:
-            raise RecipeError(f"The spec in {source} points its {what} to '{value}', which the recipe does not hold.")
+        if value and (_safe_name(value) or str(PurePosixPath(value)) not in listed):
+            raise RecipeError(f"The spec in {source} points its {what} to '{value}', which the recipe does not hold; "
+                              "a recipe may only name files inside it.")  # fmt: skip
+    r = spec.reporting
+    for what, value in (("engine (saveEngine)", spec.build.save_engine), ("exportTimes", r.export_times),
+                        ("exportOutput", r.export_output), ("exportProfile", r.export_profile),
+                        ("exportLayerInfo", r.export_layer_info)):  # fmt: skip
+        if value is not None and (not value or value in (".", "..") or "/" in value or "\\" in value
+                                  or PureWindowsPath(value).drive):  # fmt: skip
+            raise RecipeError(
+                f"The spec in {source} writes its {what} to '{value}': a recipe may name only a file name for its "
+                "outputs, which go to the build's output folder; pack it again (or give --output on this machine)."
+            )
+    if spec.inference.load_inputs:
+        raise RecipeError(f"The spec in {source} reads --loadInputs '{spec.inference.load_inputs}', which a recipe "
+                          "cannot carry; pack it again without --loadInputs.")  # fmt: skip
+    plugins: dict[str, str] = {}
+    for attr, flag in PLUGIN_FIELDS.items():
+        for value in getattr(spec.system, attr):
+            name = str(PurePosixPath(value))
+            entry = listed.get(name) if not _safe_name(value) else None
+            digest = entry["sha256"] if entry else "not in the recipe"
+            if not (allowed & {value, name, PurePosixPath(name).name}):
+                raise RecipeError(
+                    f"The spec in {source} asks to load the plugin library '{value}' ({flag}, sha256 {digest}); a plugin "
+                    f"runs code on this machine, so it is refused: check the library, then pass --allow-plugins {name} "
+                    "(or rebuild the recipe without it)."
+                )
+            if entry is None:
+                raise RecipeError(
+                    f"The spec in {source} names the plugin library '{value}' ({flag}), which the recipe does not hold; "
+                    "plugins named by a recipe load only from its own folder. Give device libraries to `build --recipe` "
+                    "with --staticPlugins instead."
+                )
+            plugins[name] = str(entry["sha256"])
+    return plugins
 
 
 def _replace_dir(staging: Path, target: Path) -> None:
@@ -468,27 +605,40 @@ def plan_from_recipe(
     recipe_dir: str | os.PathLike[str] | None = None,
     overrides: Iterable[tuple[str, str | None]] = (),
     trtexec_version: int | None = None,
+    allow_plugins: Iterable[str] = (),
+    max_size: int | None = None,
 ) -> BuildPlan:
     """Unpack a recipe and plan its build on this machine; the plan carries the recipe's sha256.
 
-    ``overrides`` are ``(trtexec name, value)`` pairs; only the engine path (``saveEngine``) and the
-    timing cache (``timingCacheFile``) may change: every other option is part of the recipe.
+    ``overrides`` are ``(trtexec name, value)`` pairs; only the engine path (``saveEngine``), the
+    timing cache (``timingCacheFile``) and plugin libraries on this machine (``staticPlugins``,
+    ``dynamicPlugins``, ``setPluginsToSerialize``) may change: every other option is part of the recipe.
+    ``allow_plugins`` names plugin libraries inside the recipe that may be loaded (see :func:`unpack`).
     """
     from trtbuild.plan import plan_build
 
     values: dict[str, str] = {}
+    device_plugins: dict[str, list[str]] = {attr: [] for attr in PLUGIN_FIELDS}
     for name, value in overrides:
         if name not in RECIPE_OVERRIDES:
             raise SpecError(
                 f"--{name} cannot be combined with --recipe: the recipe carries its build options. Pack a new recipe "
-                "with the options you want; with --recipe only --output/--saveEngine and --timingCacheFile are accepted."
+                "with the options you want; with --recipe only --output/--saveEngine, --timingCacheFile and plugin "
+                "libraries on this machine (--staticPlugins, --dynamicPlugins, --setPluginsToSerialize) are accepted."
             )
         if not value:
             raise SpecError(f"--{name} needs a value.")
+        attr = {"plugins": "static_plugins", "staticPlugins": "static_plugins", "dynamicPlugins": "dynamic_plugins",
+                "setPluginsToSerialize": "set_plugins_to_serialize"}.get(name)  # fmt: skip
+        if attr:
+            device_plugins[attr].append(value)
+            continue
         values[name] = value
     engine = values.get("saveEngine")
     dest = Path(recipe_dir) if recipe_dir else default_recipe_dir(recipe, engine)
-    spec, onnx_path, sha = unpack(recipe, dest)
+    spec, onnx_path, sha = unpack(recipe, dest, allow_plugins=allow_plugins, max_size=max_size)
+    for attr, paths in device_plugins.items():
+        getattr(spec.system, attr).extend(paths)
     log.info("recipe %s (sha256 %s) unpacked into %s", recipe, sha, dest)
     if engine:
         spec.build.save_engine = engine
@@ -497,5 +647,10 @@ def plan_from_recipe(
     if "timingCacheFile" in values:
         spec.build.timing_cache_file = values["timingCacheFile"]
     plan = plan_build(spec, onnx_path, trtexec_version=trtexec_version)
+    root = Path(dest).absolute().resolve()
+    for rel in plan.model.external_data:  # the model's own file references are paths the recipe names too
+        if not (onnx_path.parent / rel).resolve().is_relative_to(root):
+            raise RecipeError(f"The model in {recipe} reads external data from '{rel}', outside the recipe; a recipe "
+                              "may only name files inside it. Pack it again.")  # fmt: skip
     plan.recipe_sha256 = sha
     return plan

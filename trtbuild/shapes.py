@@ -25,6 +25,8 @@ ModelDim = int | str | None
 
 UNNAMED = ""
 SHAPE_FLAGS = ("min", "opt", "max")
+#: The largest dimension accepted: TensorRT 8's dims are int32, and no real tensor comes close to it.
+MAX_DIM = (1 << 31) - 1
 
 
 def parse_dims(text: str, *, context: str = "") -> Dims:
@@ -34,16 +36,30 @@ def parse_dims(text: str, *, context: str = "") -> Dims:
         return ()
     parts = value.lower().split("x")
     dims: list[int] = []
+    where = f" in {context}" if context else ""
     for part in parts:
         part = part.strip()
-        if not part.isdigit():
-            where = f" in {context}" if context else ""
+        # isdigit() alone takes '²' and other Unicode digits, which int() then refuses.
+        if not (part.isascii() and part.isdigit()):
             raise ShapeError(
-                f"Cannot read the shape '{text}'{where}: dimensions must be non-negative whole numbers "
+                f"Cannot read the shape '{_clip(text)}'{where}: dimensions must be non-negative whole numbers "
                 "joined by 'x', like 1x3x640x640 (or 'scalar' for a 0-d tensor)."
             )
-        dims.append(int(part))
+        dims.append(_checked_dim(int(part) if len(part) <= 12 else MAX_DIM + 1, text, where))
     return tuple(dims)
+
+
+def _checked_dim(value: int, text: object, where: str) -> int:
+    if value > MAX_DIM:
+        raise ShapeError(
+            f"The shape '{_clip(str(text))}'{where} has a dimension above {MAX_DIM} (2^31-1), more than TensorRT "
+            "can address; check the shape."
+        )
+    return value
+
+
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def format_dims(dims: Sequence[int]) -> str:
@@ -77,7 +93,7 @@ def parse_shape_list(spec: str, *, flag: str = "shape") -> dict[str, Dims]:
         if name in shapes:
             label = f"input '{name}'" if name else "the unnamed input"
             raise ShapeError(f"--{flag} gives {label} twice in '{spec}'; give each input once.")
-        shapes[name] = parse_dims(value, context=f"--{flag} {spec}")
+        shapes[name] = parse_dims(value, context=f"--{flag} {_clip(spec)}")
     if UNNAMED in shapes and len(shapes) > 1:
         raise ShapeError(f"--{flag} '{spec}' mixes named and unnamed shapes; name every input, like a:1x3,b:1x4.")
     return shapes
@@ -132,6 +148,8 @@ class Profile:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str = "profile") -> Profile:
         shapes: dict[str, ShapeRange] = {}
+        if not isinstance(data, Mapping):
+            raise ShapeError(f"{source} must be a table of input name -> shape, not {_clip(repr(data))}.")
         for name, entry in data.items():
             if isinstance(entry, str):
                 dims = parse_dims(entry, context=f"{source} input '{name}'")
@@ -139,7 +157,7 @@ class Profile:
                 continue
             if not isinstance(entry, Mapping):
                 raise ShapeError(
-                    f"In {source}, input '{name}' must be a shape string or a table with min/opt/max, not {entry!r}."
+                    f"In {source}, input '{name}' must be a shape string or a table with min/opt/max, not {_clip(repr(entry))}."
                 )
             given = {k: _dims_of(entry[k], f"{source} input '{name}' {k}") for k in SHAPE_FLAGS if k in entry}
             unknown = set(entry) - set(SHAPE_FLAGS)
@@ -149,12 +167,19 @@ class Profile:
         return cls(shapes)
 
 
+def dims_of(value: Any, context: str) -> Dims:
+    """A shape given as ``"1x3x640x640"`` or ``[1, 3, 640, 640]`` (TOML, JSON), checked as the CLI checks it."""
+    return _dims_of(value, context)
+
+
 def _dims_of(value: Any, context: str) -> Dims:
     if isinstance(value, str):
         return parse_dims(value, context=context)
-    if isinstance(value, Sequence) and all(isinstance(v, int) for v in value):
-        return tuple(int(v) for v in value)
-    raise ShapeError(f"{context}: expected a shape like \"1x3x640x640\" or [1, 3, 640, 640], not {value!r}.")
+    if isinstance(value, Sequence) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        if any(v < 0 for v in value):
+            raise ShapeError(f"{context}: {list(value)} has a negative dimension; dimensions are sizes, 0 or more.")
+        return tuple(_checked_dim(int(v), list(value), f" in {context}") for v in value)
+    raise ShapeError(f"{context}: expected a shape like \"1x3x640x640\" or [1, 3, 640, 640], not {_clip(repr(value))}.")
 
 
 def _fill_one(name: str, given: Mapping[str, Dims]) -> ShapeRange:

@@ -12,13 +12,21 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from trtbuild.errors import SpecError
-from trtbuild.shapes import Profile, TensorInfo, parse_shape_list, profiles_from_events, resolve_profiles
+from trtbuild.errors import ShapeError, SpecError
+from trtbuild.shapes import (
+    Profile,
+    TensorInfo,
+    dims_of,
+    parse_shape_list,
+    profiles_from_events,
+    resolve_profiles,
+)
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,8 @@ FROM_10 = frozenset({10, 11})
 ONLY_11 = frozenset({11})
 
 SIZE_UNITS = {"B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MAX_BYTES = (1 << 63) - 1
+_INT32_MAX = (1 << 31) - 1
 MEMORY_POOLS = ("workspace", "dlaSRAM", "dlaLocalDRAM", "dlaGlobalDRAM", "tacticSharedMem")
 IO_FORMATS = (
     "chw", "chw2", "chw4", "hwc8", "chw16", "chw32", "dhwc8", "cdhw32", "hwc", "dhwc", "dla_linear", "dla_hwc4", "hwc16",
@@ -395,7 +405,10 @@ def parse_size(text: str, *, default_unit: str = "M", what: str = "size") -> int
     if not match:
         raise SpecError(f"Cannot read the {what} '{text}': give a number with an optional unit B, K, M or G, like 4G or 1024M.")
     unit = match.group(2).upper() or default_unit
-    return int(float(match.group(1)) * SIZE_UNITS[unit])
+    number = float(match.group(1)) * SIZE_UNITS[unit]  # a 400-digit number is inf here, not an error
+    if not math.isfinite(number) or number > MAX_BYTES:
+        raise SpecError(f"The {what} '{_clip(text)}' is larger than 2^63 bytes; give a size a GPU can have, like 4G.")
+    return int(number)
 
 
 def format_size(nbytes: int) -> str:
@@ -460,18 +473,74 @@ def _parse_io_formats(text: str, dialect: int, flag: str) -> str:
     return text
 
 
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
 def _parse_int(text: str, flag: str) -> int:
-    try:
-        return int(text.strip())
-    except ValueError:
-        raise SpecError(f"--{flag} needs a whole number, not '{text}'.") from None
+    value = text.strip()
+    # int() also takes '²'-like Unicode digits, '1_000' and 4000-digit numbers; trtexec takes none of them.
+    if not re.fullmatch(r"[+-]?[0-9]{1,19}", value):
+        raise SpecError(f"--{flag} needs a whole number, not '{_clip(text)}'.")
+    return int(value)
 
 
 def _parse_float(text: str, flag: str) -> float:
-    try:
-        return float(text.strip())
-    except ValueError:
-        raise SpecError(f"--{flag} needs a number, not '{text}'.") from None
+    value = text.strip()
+    if not re.fullmatch(r"[+-]?([0-9]{1,30}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?", value):
+        raise SpecError(f"--{flag} needs a finite decimal number, not '{_clip(text)}'.")
+    number = float(value)
+    if not math.isfinite(number):
+        raise SpecError(f"--{flag} needs a finite number, not '{_clip(text)}'.")
+    return number
+
+
+#: Inclusive ranges of numeric options (None: unbounded). The command line and a recipe's spec.json are
+#: both held to this one table, so a value refused as a flag cannot come in through a file.
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "builder_optimization_level": (0, 5),
+    "avg_timing": (1, _INT32_MAX),
+    "calib_profile": (0, _INT32_MAX),
+    "max_tactics": (-1, _INT32_MAX),
+    "max_aux_streams": (0, _INT32_MAX),
+    "tiling_optimization_level": (0, 3),
+    "l2_limit_for_tiling": (-1, MAX_BYTES),
+    "device": (0, _INT32_MAX),
+    "use_dla_core": (0, _INT32_MAX),
+    "iterations": (1, _INT32_MAX),
+    "warm_up": (0, _INT32_MAX),
+    "duration": (0, 1e9),
+    "sleep_time": (0, _INT32_MAX),
+    "idle_time": (0, _INT32_MAX),
+    "inf_streams": (1, 1024),
+    "use_profile": (0, _INT32_MAX),
+    "persistent_cache_ratio": (0, 1),
+    "avg_runs": (1, _INT32_MAX),
+}
+
+
+def _range_text(lo: float | None, hi: float | None) -> str:
+    if hi is None or hi >= _INT32_MAX:
+        return f"at least {lo:g}"
+    return f"{lo:g}..{hi:g}"
+
+
+def check_ranges(spec: BuildSpec) -> None:
+    """Refuse numeric options outside :data:`RANGES` (and NaN or infinity), naming the flag."""
+    for opt in OPTIONS:
+        bounds = RANGES.get(opt.attr)
+        value = getattr(getattr(spec, opt.section), opt.attr)
+        if bounds is None or value is None:
+            continue
+        lo, hi = bounds
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SpecError(f"--{opt.name} must be a finite number, not {value}.")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            extra = " (trtbuild does not run forever; trtexec's --duration=-1 is not supported)" if opt.attr == "duration" else ""
+            raise SpecError(f"--{opt.name} must be {_range_text(lo, hi)}, not {value}{extra}.")
+    for pool, nbytes in spec.build.mem_pool_size.items():
+        if not 0 <= nbytes <= MAX_BYTES:
+            raise SpecError(f"--memPoolSize {pool} must be 0 to 2^63-1 bytes, not {nbytes}.")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -520,6 +589,9 @@ class BuildSpec:
         seen: set[str] = set()
         for name, value in pairs:
             if name == "onnx":
+                if "onnx" in seen:
+                    raise SpecError("--onnx is given twice; give one model.")
+                seen.add("onnx")
                 spec.onnx = _require(value, name)
                 continue
             opt = _lookup(name, dialect, value)
@@ -536,6 +608,7 @@ class BuildSpec:
             seen.add(opt.name)
             _apply(spec, opt, value, dialect)
         spec.build.profiles = profiles_from_events(shape_events)
+        check_ranges(spec)
         _check_combinations(spec, dialect)
         return spec
 
@@ -562,6 +635,10 @@ class BuildSpec:
         """A copy whose profiles are checked against the model and keyed by its input names."""
         new = dataclasses.replace(self, build=dataclasses.replace(self.build))
         new.build.profiles = resolve_profiles(self.build.profiles, inputs)
+        _check_profile_indices(new)
+        if new.inference.shapes and new.build.profiles:
+            index = new.inference.use_profile or 0
+            check_run_shapes(new.inference.shapes, new.build.profiles[index], index, inputs)
         return new
 
     def to_dict(self) -> dict[str, Any]:
@@ -579,19 +656,23 @@ class BuildSpec:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BuildSpec:
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "The spec") -> BuildSpec:
+        """The inverse of :meth:`to_dict`; ``data`` is checked against :func:`spec_schema` (known keys, JSON
+        types) and :data:`RANGES` first, since it may come from a file someone else wrote (a recipe)."""
+        from trtbuild.schema import problem
+
+        why = problem(data, spec_schema())
+        if why is not None:
+            raise SpecError(f"{source} is not a valid build spec: {why}. Write it with trtbuild (to_dict / pack).")
         spec = cls(onnx=data.get("onnx"))
         for section, kind in SECTIONS.items():
-            known = {f.name for f in dataclasses.fields(kind)}
             values = dict(data.get(section, {}))
-            unknown = set(values) - known
-            if unknown:
-                raise SpecError(f"Unknown {section} option(s) in the spec: {', '.join(sorted(unknown))}.")
             if "profiles" in values:
                 values["profiles"] = [Profile.from_dict(p, source=f"profile {i}") for i, p in enumerate(values["profiles"])]
             if "shapes" in values:
-                values["shapes"] = {k: tuple(v) for k, v in values["shapes"].items()}
+                values["shapes"] = {k: dims_of(v, f"{source} inference shape '{k}'") for k, v in values["shapes"].items()}
             setattr(spec, section, kind(**values))
+        check_ranges(spec)
         return spec
 
     def to_json(self) -> str:
@@ -646,6 +727,39 @@ class BuildSpec:
                 continue
             args += _format_opt(opt, value)
         return TrtexecCommand(args, _dedupe(notes), dialect)
+
+
+def _check_profile_indices(spec: BuildSpec) -> None:
+    count = len(spec.build.profiles)
+    for flag, value in (("useProfile", spec.inference.use_profile), ("calibProfile", spec.build.calib_profile)):
+        if value is not None and count and value >= count:
+            raise SpecError(f"--{flag}={value} names a profile that does not exist: the build has {count} "
+                            f"profile(s), numbered 0..{count - 1}.")  # fmt: skip
+
+
+def check_run_shapes(shapes: Mapping[str, Sequence[int]], profile: Profile, index: int,
+                     inputs: Sequence[TensorInfo]) -> None:  # fmt: skip
+    """Refuse run-time ``--shapes`` that the engine's profile cannot take (TensorRT would fail at run time)."""
+    from trtbuild.shapes import format_dims
+
+    for name, dims in shapes.items():
+        key = name
+        if not name and len(profile.shapes) == 1:
+            key = next(iter(profile.shapes))
+        rng = profile.shapes.get(key)
+        if rng is None:
+            continue  # a static input, or one the shape checks name elsewhere
+        label = f"'{key}'" if key else "the input"
+        given = f"{key}:{format_dims(dims)}" if key else format_dims(dims)
+        if len(dims) != len(rng.min):
+            raise ShapeError(f"--shapes gives {label} {len(dims)} dimensions ({format_dims(dims)}) but profile {index} "
+                             f"has {len(rng.min)} ({format_dims(rng.min)}); give a shape of the model's rank.")  # fmt: skip
+        if any(d < lo or d > hi for d, lo, hi in zip(dims, rng.min, rng.max)):
+            raise ShapeError(
+                f"--shapes {given} is outside optimization profile {index} (min {format_dims(rng.min)}, "
+                f"max {format_dims(rng.max)}), so the engine could not run it; pick a shape inside the profile or widen "
+                "--min/--max."
+            )
 
 
 _SHAPE_EVENT = {"minShapes": "min", "optShapes": "opt", "maxShapes": "max", "profile": "profile"}
@@ -708,10 +822,7 @@ def _apply(spec: BuildSpec, opt: Opt, value: str | None, dialect: int | None) ->
     elif opt.kind == "neg_flag":
         setattr(section, opt.attr, False)
     elif opt.kind == "int":
-        number = _parse_int(_require(value, name), name)
-        if opt.attr == "builder_optimization_level" and not 0 <= number <= 5:
-            raise SpecError(f"--builderOptimizationLevel must be 0..5, not {number}.")
-        setattr(section, opt.attr, number)
+        setattr(section, opt.attr, _parse_int(_require(value, name), name))
     elif opt.kind == "float":
         setattr(section, opt.attr, _parse_float(_require(value, name), name))
     elif opt.kind == "choice":
@@ -782,6 +893,46 @@ def _check_combinations(spec: BuildSpec, dialect: int | None) -> None:
         b.refit = True
         b.strip_weights = True
         b.strip_all_weights = False
+
+
+_SPEC_SCHEMA: Any = None
+
+
+def spec_schema() -> Any:
+    """The JSON schema of :meth:`BuildSpec.to_dict`, derived from the option dataclasses' type hints."""
+    global _SPEC_SCHEMA
+    if _SPEC_SCHEMA is None:
+        import typing
+
+        from trtbuild.schema import AnyValue, Bool, Int, ListOf, MapOf, Nullable, Num, Obj, Schema, Str
+
+        def convert(hint: Any) -> Schema:
+            origin, args = typing.get_origin(hint), typing.get_args(hint)
+            if hint is bool:
+                return Bool
+            if hint is int:
+                return Int
+            if hint is float:
+                return Num
+            if hint is str:
+                return Str
+            if hint is Profile:
+                return MapOf(AnyValue)  # Profile.from_dict checks each entry with a sentence of its own
+            if origin in (list, tuple):
+                return ListOf(convert(args[0]))
+            if origin is dict:
+                return MapOf(convert(args[1]))
+            if args and type(None) in args:
+                (inner,) = [a for a in args if a is not type(None)]
+                return Nullable(convert(inner))
+            raise AssertionError(f"no schema for {hint!r}")  # pragma: no cover - a new field type
+
+        sections = {
+            name: Obj({f: convert(t) for f, t in typing.get_type_hints(kind).items()}, extra=False)
+            for name, kind in SECTIONS.items()
+        }
+        _SPEC_SCHEMA = Obj({"onnx": Nullable(Str), **sections}, extra=False)
+    return _SPEC_SCHEMA
 
 
 def option_table(dialect: int | None = None) -> list[dict[str, str]]:

@@ -83,15 +83,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         getattr(args, "command_parser", parser).error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     _setup_logging("debug" if getattr(args, "verbose", False) else args.log_level)
+    from trtbuild.fsutil import Terminated, sigterm_cleanup
+
     try:
-        return int(args.run(args) or 0)
+        with sigterm_cleanup():  # SIGTERM cleans up temporary files as Ctrl-C does
+            return int(args.run(args) or 0)
     except TrtbuildError as exc:
         from trtbuild.console import print_error
 
         print_error(str(exc))
         return exc.exit_code
+    except Terminated:
+        print("\ntrtbuild: terminated (SIGTERM); nothing half-written was kept.", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("\ntrtbuild: interrupted; nothing half-written was kept.", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:
+        # Last line of defence for environment faults that reach here unconverted: a full disk, or a path
+        # that is a folder / lies under a file / may not be written. Other OSErrors are bugs: keep the traceback.
+        message = _os_error_sentence(exc)
+        if message is None:
+            raise
+        from trtbuild.console import print_error
+
+        print_error(message)
+        return 2
+
+
+def _os_error_sentence(exc: OSError) -> str | None:
+    from trtbuild.fsutil import disk_full_error
+
+    full = disk_full_error(exc, exc.filename or "the output")
+    if full is not None:
+        return str(full)
+    if exc.filename is None:
+        return None
+    where = exc.filename2 if isinstance(exc, IsADirectoryError) and exc.filename2 else exc.filename
+    if isinstance(exc, IsADirectoryError):
+        return f"{where} is an existing folder where a file must go; give a file path, or remove the folder."
+    if isinstance(exc, NotADirectoryError):
+        return f"{exc.filename}: a part of this path is a file, not a folder; give a path whose folders exist."
+    if isinstance(exc, PermissionError):
+        return f"Permission denied for {exc.filename}; choose a path you can write, or fix its permissions."
+    return None

@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from trtbuild.model.inspect import inspect_model
 
     report = inspect_model(args.model)
+    from trtbuild.cli.build import check_model
+
+    check_model(report)  # an empty file or opset 99 is not a model to describe as if it were one
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

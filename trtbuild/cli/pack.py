@@ -51,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from trtbuild.cli.build import spec_from_args
+    from trtbuild.cli.build import check_plan_inputs, spec_from_args
+    from trtbuild.fsutil import check_output_file
+    from trtbuild.plan import plan_build
     from trtbuild.recipe import pack
 
     spec = spec_from_args(args)
     out = args.recipe_out or _default_output(args.model)
+    check_output_file(out, "recipe")
+    check_plan_inputs(plan_build(spec, args.model, trtexec_version=args.trtexec_version))  # type: ignore[arg-type]
     result = pack(spec, out, model=args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
     if args.json:
         print(json.dumps({"recipe": str(result.path), "sha256": result.sha256, "size": result.size,
@@ -92,5 +96,12 @@ def plan_from_recipe_args(args: argparse.Namespace) -> BuildPlan:
         raise SpecError(f"Give either a model ({args.model}) or --recipe, not both: the recipe holds its own model.")
     if args.profiles:
         raise SpecError("--profiles cannot be combined with --recipe: the recipe carries its profiles; pack a new one.")
+    allowed = [name.strip() for value in args.allow_plugins for name in value.split(",") if name.strip()]
+    max_size = None
+    if args.recipe_max_size:
+        from trtbuild.spec import parse_size
+
+        max_size = parse_size(args.recipe_max_size, default_unit="B", what="--recipe-max-size")
     return plan_from_recipe(args.recipe, recipe_dir=args.recipe_dir, overrides=args.trtexec_pairs,
-                            trtexec_version=args.trtexec_version)  # fmt: skip
+                            trtexec_version=args.trtexec_version, allow_plugins=allowed,
+                            max_size=max_size)  # fmt: skip

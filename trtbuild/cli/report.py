@@ -36,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"markdown: {files.markdown}")
     for path in files.plots.values():
         print(f"plot: {path}")
+    for folder, why in files.history.skipped.items():
+        print(f"skipped: {folder} (malformed run.json: {why})")
     return 0

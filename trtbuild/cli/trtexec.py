@@ -56,9 +56,13 @@ def run(args: argparse.Namespace) -> int:
     if spec.onnx is None:
         raise SpecError("Model missing: trtexec needs --onnx=model.onnx (trtbuild does not build from --loadEngine).")
     plan = plan_build(spec, spec.onnx, trtexec_version=dialect)
+    from trtbuild.cli.build import check_plan_inputs, check_plan_outputs
+
+    check_plan_inputs(plan)
     if dry_run:
         print_plan(plan, as_json=as_json)
         return 0
+    check_plan_outputs(plan)
     from trtbuild.build import build_from_plan
 
     build_from_plan(plan)

@@ -122,9 +122,7 @@ def run_suite(
     ``environment`` replaces trtbuild.doctor.environment_fingerprint() (fleet simulations, tests);
     ``child_env`` adds variables to the case processes' environment.
     """
-    from trtbuild import __version__
-    from trtbuild.nightly.gate import EXIT_BROKEN, exit_code_for, gate_run
-    from trtbuild.nightly.store import ResultsStore, device_identity, iso, utc_now
+    from trtbuild.nightly.store import ResultsStore
     from trtbuild.nightly.suite import Suite, load_suite, parse_shard
 
     if not isinstance(suite, Suite):
@@ -142,8 +140,70 @@ def run_suite(
     host = str(env.get("host") or "host")
     store = ResultsStore(os.fspath(results))
     cache = timing_cache or _timing_cache_path(store, env)
+    # Everything a user can get wrong is checked before the first case runs (exit 2, nothing recorded).
+    check_inputs(cases)
+    if store.root.exists() and not store.root.is_dir():
+        raise TrtbuildError(f"--results {store.root} is a file; give a folder (it is created if missing).")
+    if baseline and gate:
+        pinned = store.open_run(baseline)
+        if pinned.record["suite"].get("name") != suite.name:
+            raise TrtbuildError(f"--baseline {baseline} is a run of suite '{pinned.record['suite'].get('name')}', not "
+                                f"'{suite.name}'; give a run of this suite (or drop --baseline).")  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        return _run_locked(stack, store, suite, cases, env, host, shard_text, cache, resume=resume, only=only,
+                           baseline=baseline, accept=accept, gate=gate, keep_work=keep_work, child_env=child_env,
+                           show_progress=show_progress, command=command)  # fmt: skip
+
+
+def check_inputs(cases: Sequence[Case]) -> None:
+    """Refuse, before anything runs, suite models and data files that do not exist."""
+    missing: dict[str, str] = {}
+    for case in cases:
+        paths = []
+        if case.source_kind == "onnx":
+            paths.append(("model", case.source))
+        elif case.source_kind == "export" and case.source.rpartition(":")[0].endswith(".py"):
+            paths.append(("export module", case.source.rpartition(":")[0]))
+        if case.calib_data:
+            paths.append(("calib_data", case.calib_data))
+        if case.reference and case.reference.rpartition(":")[0].endswith(".py"):
+            paths.append(("reference module", case.reference.rpartition(":")[0]))
+        elif case.reference and ":" not in case.reference:
+            paths.append(("reference", case.reference))
+        for what, path in paths:
+            if not Path(path).exists():
+                missing.setdefault(path, f"{what} of {case.model}")
+    if missing:
+        listed = "; ".join(f"{path} ({what})" for path, what in missing.items())
+        raise TrtbuildError(f"The suite names files that do not exist: {listed}; fix the paths in the suite file "
+                            "(relative paths are read from the suite file's folder). Nothing was run.")  # fmt: skip
+
+
+def _lock_run(stack: contextlib.ExitStack, run: RunDir) -> None:
+    """Hold ``run``'s lock until the run ends: two processes must never run (or resume) the same run."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run.path / ".lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise TrtbuildError(f"Run {run.run_id} is in use by another `trtbuild nightly` process (lock {run.path / '.lock'}); "
+                            "wait for it to finish, or resume another run.") from None  # fmt: skip
+    stack.callback(lock.release)
+
+
+def _run_locked(stack: contextlib.ExitStack, store: ResultsStore, suite: Suite, cases: list[Case], env: dict[str, Any],
+                host: str, shard_text: str | None, cache: str, *, resume: str | None, only: Sequence[str] | None,
+                baseline: str | None, accept: bool, gate: bool, keep_work: bool, child_env: Mapping[str, str] | None,
+                show_progress: bool, command: Sequence[str] | None) -> RunOutcome:  # fmt: skip
+    from trtbuild import __version__
+    from trtbuild.nightly.gate import EXIT_BROKEN, exit_code_for, gate_run
+    from trtbuild.nightly.store import device_identity, iso, utc_now
+
     if resume is not None:
         run = _find_resumable(store, suite, host, shard_text, resume)
+        _lock_run(stack, run)
+        run = store.open_run(str(run.path))  # read again under the lock: another process may have just finished
         if run.record.get("suite", {}).get("hash") != suite.content_hash:
             log.warning("The suite file changed since run %s started; its recorded cases are kept as they are.", run.run_id)
         run.record.setdefault("resumed_utc", []).append(iso(utc_now()))
@@ -168,6 +228,7 @@ def run_suite(
             "engines": {},
         }
         run = store.create_run(record, host=host)
+        _lock_run(stack, run)
     run.record["planned"] = sorted(set(run.record.get("planned", [])) | {c.id for c in cases})
     run.save()
     done = run.finished_cases()
@@ -307,11 +368,20 @@ def _run_one(run: RunDir, case: Case, env: Mapping[str, Any], cache: str, extra_
 
 
 def _read_result(path: Path) -> dict[str, Any]:
+    """The case process's result, or {} (the case then fails with "exited without writing a result")."""
+    from trtbuild.schema import AnyValue, ListOf, MapOf, Nullable, Obj, Real, Str, problem
+
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
-    return data if isinstance(data, dict) else {}
+    schema = Obj({"status": Str, "reason": Nullable(AnyValue), "samples": Nullable(MapOf(ListOf(Nullable(Real)))),
+                  "steps": Nullable(MapOf(AnyValue))}, required=("status",))  # fmt: skip
+    why = problem(data, schema)
+    if why is not None:
+        log.warning("Ignoring the malformed case result %s (%s).", path, why)
+        return {}
+    return data  # type: ignore[no-any-return]
 
 
 def _median(values: Sequence[float]) -> float:

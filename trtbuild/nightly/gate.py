@@ -245,6 +245,9 @@ class GateResult:
     baseline: str  # "auto" or the pinned run id
     settings: dict[str, Any]
     accepted: bool = False
+    #: the history the gate read: runs considered, and run folders skipped as malformed (path -> why)
+    history_runs: int = 0
+    skipped_runs: dict[str, str] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -271,6 +274,8 @@ class GateResult:
             "accepted": self.accepted,
             "exit_code": self.exit_code,
             "counts": self.counts(),
+            "history_runs": self.history_runs,
+            "skipped_runs": self.skipped_runs,
             "cases": {k: v.to_dict() for k, v in self.cases.items()},
         }
 
@@ -283,6 +288,11 @@ class GateResult:
                 base = f" vs {v.baseline_run}" if v.baseline_run else ""
                 lines.append(f"{v.verdict.upper():10s} {v.case_id}{base}: {detail}{extra}")
         counts = ", ".join(f"{n} {k}" for k, n in sorted(self.counts().items()))
+        source = f"pinned baseline {self.baseline}" if self.baseline != "auto" else f"{self.history_runs} earlier run(s) read"
+        if self.skipped_runs:
+            source += f"; SKIPPED {len(self.skipped_runs)} malformed run(s): " + "; ".join(
+                f"{path} ({why})" for path, why in self.skipped_runs.items())
+        lines.append(f"gate: history: {source}")
         lines.append(f"gate: {counts or 'no cases'} -> exit {self.exit_code} ({EXIT_MEANING[self.exit_code]})")
         return lines
 
@@ -442,7 +452,8 @@ def gate_run(store: ResultsStore, run: RunDir, *, baseline: str | None = None, s
         if accept and verdict.verdict in ("regression", "accuracy"):
             verdict.accepted = True
         verdicts[case_id] = verdict
-    result = GateResult(run.run_id, verdicts, pinned.run_id if pinned else "auto", chosen, accept)
+    result = GateResult(run.run_id, verdicts, pinned.run_id if pinned else "auto", chosen, accept,
+                        history_runs=max(len(runs) - 1, 0) if pinned is None else 1, skipped_runs=dict(store.skipped))
     if save:
         run.save_gate(result.to_dict())
         run.record["gate"] = {"exit_code": result.exit_code, "counts": result.counts(), "baseline": result.baseline,

@@ -78,6 +78,8 @@ class History:
     runs: list[RunDir]
     rows: list[CaseRow]
     since: datetime | None
+    #: run folders left out because their run.json is malformed: path -> what is wrong
+    skipped: dict[str, str] = field(default_factory=dict)
 
     def latest(self) -> list[CaseRow]:
         """The newest row of every (suite, device, case)."""
@@ -105,7 +107,8 @@ def load_history(roots: Sequence[str | os.PathLike[str]], *, since: str | None =
                             "wrote (bench_results/ by default).")  # fmt: skip
     cutoff = parse_since(since)
     runs = []
-    for run in find_runs(paths):
+    skipped: dict[str, str] = {}
+    for run in find_runs(paths, skipped=skipped):
         started = parse_iso(run.record.get("started_utc"))
         if started is None or (cutoff is not None and started < cutoff):
             continue
@@ -114,7 +117,7 @@ def load_history(roots: Sequence[str | os.PathLike[str]], *, since: str | None =
         runs.append(run)
     runs.sort(key=lambda r: (r.record.get("started_utc") or "", r.run_id))
     rows = [row for run in runs for row in _rows(run)]
-    return History(runs, rows, cutoff)
+    return History(runs, rows, cutoff, skipped)
 
 
 def _rows(run: RunDir) -> Iterable[CaseRow]:
@@ -448,6 +451,8 @@ def write_report(
         raise TrtbuildError(f"No nightly runs{window} under {', '.join(map(str, roots))}; run `trtbuild nightly "
                             "SUITE.toml` first, or widen --since.")  # fmt: skip
     out = Path(out_dir) if out_dir is not None else Path(roots[0]) / "report"
+    if out.exists() and not out.is_dir():
+        raise TrtbuildError(f"The report folder {out} is a file; give a folder with -o (it is created if missing).")
     pngs = trend_figures(history)
     plot_paths: dict[str, Path] = {}
     for model, data in pngs.items():

@@ -12,8 +12,9 @@ Layout (schema version 1, documented in docs/nightly.md)::
         work/                              inputs and outputs of the case processes (removed at the end)
 
 Several hosts (or concurrent runs on one host) can share one results folder: each writes only its own
-run folder, every file goes through trtbuild.fsutil (temporary file + rename), and readers skip what
-they cannot parse.
+run folder, every file goes through trtbuild.fsutil (temporary file + rename). Readers check every
+record against the schemas below; one that does not match (or cannot be parsed) is skipped with a
+warning that names it, and the gate lists the runs it skipped.
 """
 
 from __future__ import annotations
@@ -156,14 +157,15 @@ class RunDir:
         self.save()
 
     def load_case(self, case_id: str) -> dict[str, Any] | None:
-        return read_json(self.case_path(case_id))
+        data = read_checked(self.case_path(case_id), case_schema(), "case record")
+        return data if data is not None and data.get("schema") == CASE_SCHEMA else None
 
     def load_cases(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for path in sorted((self.path / "cases").glob("*.json")):
-            data = read_json(path)
+            data = read_checked(path, case_schema(), "case record")
             if data is not None and data.get("schema") == CASE_SCHEMA:
-                out[str(data.get("case_id", path.stem))] = data
+                out[str(data["case_id"])] = data
         return out
 
     def load_samples(self, case_id: str, record: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
@@ -172,7 +174,7 @@ class RunDir:
         return read_samples(self.path / rel) if rel else {}
 
     def load_gate(self) -> dict[str, Any] | None:
-        data = read_json(self.path / "gate.json")
+        data = read_checked(self.path / "gate.json", gate_schema(), "gate record")
         return data if data is not None and data.get("schema") == GATE_SCHEMA else None
 
     def save_gate(self, gate: dict[str, Any]) -> None:
@@ -259,9 +261,71 @@ def read_samples(path: Path) -> dict[str, np.ndarray]:
 def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def run_schema() -> Any:
+    """The fields of run.json that trtbuild reads back (other keys are kept as they are)."""
+    from trtbuild.schema import AnyValue, Bool, Int, ListOf, MapOf, Nullable, Obj, Str
+
+    text = Nullable(Str)
+    summary = Obj({"status": text, "reason": Nullable(AnyValue), "record": text, "log": text})
+    gate = Obj({"exit_code": Nullable(Int), "counts": Nullable(MapOf(Int)), "baseline": text, "accepted": Nullable(Bool)})
+    return Obj({
+        "schema": Str, "schema_version": Int, "run_id": Str,
+        "suite": Obj({"name": Str, "hash": text, "path": text}),
+        "host": text, "shard": text, "started_utc": Str, "finished_utc": text, "status": text,
+        "resumed_utc": ListOf(Str), "command": Nullable(ListOf(Str)), "environment": Nullable(MapOf(AnyValue)),
+        "gate_settings": Nullable(MapOf(AnyValue)), "timing_cache": text, "planned": ListOf(Str),
+        "cases": MapOf(summary), "engines": MapOf(AnyValue), "gate": Nullable(gate), "exit_code": Nullable(Int),
+    }, required=("schema", "schema_version", "run_id", "suite", "started_utc"))  # fmt: skip
+
+
+def case_schema() -> Any:
+    """The fields of cases/<id>.json that the gate and the reports read."""
+    from trtbuild.schema import AnyValue, Bool, ListOf, MapOf, Nullable, Obj, Real, Str
+
+    text = Nullable(Str)
+    summary = Obj({"latency_ms": Nullable(MapOf(AnyValue)), "throughput_qps": Nullable(Real)})
+    return Obj({
+        "schema": Str, "case_id": Str, "run_id": text, "suite": text, "model": text, "backend": text,
+        "precision": text, "shape": text, "status": Str, "reason": Nullable(AnyValue), "failed_step": text,
+        "device": Obj({"key": Str, "label": text, "kind": text}),
+        "metrics": MapOf(MapOf(Nullable(Real))), "repeat_medians": MapOf(ListOf(Nullable(Real))),
+        "samples": text, "thresholds": Nullable(MapOf(AnyValue)), "model_sha256": text,
+        "accuracy": Nullable(Obj({"passed": Nullable(Bool), "max_abs": Nullable(Real)})),
+        "bench": Nullable(Obj({"row": Nullable(MapOf(AnyValue)), "summary": Nullable(summary)})),
+        "test_hooks": Nullable(ListOf(AnyValue)), "started_utc": text, "finished_utc": text, "config_hash": text,
+    }, required=("schema", "case_id", "status"))  # fmt: skip
+
+
+def gate_schema() -> Any:
+    from trtbuild.schema import AnyValue, Bool, MapOf, Nullable, Obj, Real, Str
+
+    metric = Obj({"ratio": Nullable(Real), "ci_low": Real, "ci_high": Real})
+    verdict = Obj({"verdict": Nullable(Str), "accepted": Nullable(Bool), "reason": Nullable(AnyValue),
+                   "metrics": Nullable(MapOf(metric))})  # fmt: skip
+    return Obj({"schema": Str, "cases": MapOf(verdict), "settings": Nullable(MapOf(AnyValue))}, required=("schema",))
+
+
+def read_checked(path: Path, schema: Any, what: str) -> dict[str, Any] | None:
+    """``path`` parsed and checked, or None with a warning naming the file and what is wrong with it."""
+    from trtbuild.schema import problem
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, RecursionError) as exc:
+        log.warning("Skipping %s: the %s cannot be read (%s).", path, what, exc)
+        return None
+    why = problem(data, schema)
+    if why is not None:
+        log.warning("Skipping %s: the %s is malformed (%s).", path, what, why)
+        return None
+    return data  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,6 +337,8 @@ class ResultsStore:
 
     def __init__(self, root: str | Path = "bench_results") -> None:
         self.root = Path(root)
+        #: Run folders found but skipped as unreadable or malformed (each already warned about), by path.
+        self.skipped: dict[str, str] = {}
 
     @property
     def runs_dir(self) -> Path:
@@ -298,13 +364,13 @@ class ResultsStore:
 
     def iter_runs(self) -> Iterator[RunDir]:
         """Every readable run under the root (also run folders copied in from other hosts), oldest first."""
-        yield from sorted(find_runs([self.root]), key=lambda r: (r.record.get("started_utc") or "", r.run_id))
+        yield from sorted(find_runs([self.root], skipped=self.skipped), key=lambda r: (r.record["started_utc"], r.run_id))
 
     def open_run(self, ref: str) -> RunDir:
         """A run by id (or unique id prefix) under the root, or by the path of its folder."""
         path = Path(ref)
         if (path / "run.json").is_file():
-            run = _read_run(path)
+            run = _read_run(path, self.skipped)
             if run is not None:
                 return run
         matches = [r for r in self.iter_runs() if r.run_id == ref] or [r for r in self.iter_runs() if r.run_id.startswith(ref)]
@@ -316,25 +382,39 @@ class ResultsStore:
         raise TrtbuildError(f"'{ref}' matches {len(matches)} runs under {self.root}; give more of the run id.")
 
 
-def _read_run(path: Path) -> RunDir | None:
-    data = read_json(path / "run.json")
-    if data is None or data.get("schema") != RUN_SCHEMA:
-        return None
-    if data.get("schema_version") != SCHEMA_VERSION:
-        log.warning("Skipping %s: run schema version %s (this trtbuild reads %s).", path, data.get("schema_version"),
-                    SCHEMA_VERSION)  # fmt: skip
-        return None
-    return RunDir(path, data)
+def _read_run(path: Path, skipped: dict[str, str] | None = None) -> RunDir | None:
+    """The run in ``path``, or None; a run.json that is not one of ours is ignored, a damaged one of ours
+    is skipped with a warning (and noted in ``skipped``) so that a report or gate says what it left out."""
+    from trtbuild.schema import problem
+
+    file = path / "run.json"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:
+        why = f"not readable JSON: {exc}"
+    else:
+        if isinstance(data, dict) and data.get("schema") not in (RUN_SCHEMA, None):
+            return None  # someone else's run.json
+        why = problem(data, run_schema()) or ""
+        if not why and data.get("schema_version") != SCHEMA_VERSION:
+            why = f"run schema version {data.get('schema_version')} (this trtbuild reads {SCHEMA_VERSION})"
+        if not why:
+            return RunDir(path, data)
+    if skipped is None or str(path) not in skipped:  # one warning per run, however often the store is read
+        log.warning("Skipping the run in %s: its run.json is malformed (%s).", path, why)
+    if skipped is not None:
+        skipped[str(path)] = why
+    return None
 
 
-def find_runs(roots: list[Path], max_depth: int = 4) -> list[RunDir]:
+def find_runs(roots: list[Path], max_depth: int = 4, *, skipped: dict[str, str] | None = None) -> list[RunDir]:
     """Run folders under each root: ``root/nightly/<id>``, ``root/<id>``, a run folder itself, or deeper
     (results copied from several hosts into one tree)."""
     found: dict[Path, RunDir] = {}
 
     def walk(folder: Path, depth: int) -> None:
         if (folder / "run.json").is_file():
-            run = _read_run(folder)
+            run = _read_run(folder, skipped)
             if run is not None:
                 found[folder.resolve()] = run
             return
@@ -359,11 +439,14 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     if not text:
         return None
     now = now or utc_now()
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([hdw])\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([hdw])\s*", text)
     if match:
         amount = float(match.group(1))
         unit = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}[match.group(2)]
-        return now - amount * unit
+        try:
+            return now - amount * unit
+        except (OverflowError, ValueError):  # ages beyond datetime's range (year 1)
+            raise TrtbuildError(f"--since '{text[:40]}' reaches back before year 1; give an age like 30d.") from None
     try:
         when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

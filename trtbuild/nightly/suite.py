@@ -234,13 +234,13 @@ def select_cases(cases: Sequence[Case], only: Iterable[str] | None = None) -> li
 def parse_shard(text: str) -> tuple[int, int]:
     """``"2/4"`` -> (2, 4): shard index counts from 1. ``"auto"`` (or ``"auto/N"``) reads the index, and
     the count where the scheduler gives one, from the environment (trtbuild.nightly.shard)."""
-    auto = re.fullmatch(r"\s*auto\s*(?:/\s*(\d+)\s*)?", text or "")
+    auto = re.fullmatch(r"\s*auto\s*(?:/\s*([0-9]{1,9})\s*)?", text or "")
     if auto:
         from trtbuild.nightly.shard import shard_from_environment
 
         index, count, _ = shard_from_environment(count=int(auto.group(1)) if auto.group(1) else None)
         return index, count
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    match = re.fullmatch(r"\s*([0-9]{1,9})\s*/\s*([0-9]{1,9})\s*", text or "")
     if not match:
         raise TrtbuildError(f"--shard '{text}' is not I/N or auto; write e.g. --shard 1/4 (shards count from 1 to N), "
                             "or --shard auto to take it from the scheduler (Kubernetes, Slurm, GitLab, TRTBUILD_SHARD).")
