@@ -140,7 +140,7 @@ def test_quantizer_choice() -> None:
     assert choose_quantizer(QuantizeOptions()) == "onnxruntime"  # modelopt is not installed here
     with pytest.raises(QuantizationError, match="needs NVIDIA ModelOpt"):
         choose_quantizer(QuantizeOptions(high_precision="fp16"))
-    with pytest.raises(Exception, match="nvidia-modelopt"):
+    with pytest.raises(Exception, match="TRTBUILD_MODELOPT_PYTHON"):
         choose_quantizer(QuantizeOptions(quantizer="modelopt"))
 
 
@@ -171,9 +171,13 @@ def test_modelopt_runs_in_a_subprocess_with_the_documented_cli(
     monkeypatch.setenv("FAKE_MODELOPT_LOG", str(tmp_path / "argv.json"))
     monkeypatch.setenv("FAKE_MODELOPT_RESULT", str(good))
 
-    assert choose_quantizer(QuantizeOptions()) == "modelopt"
-    assert choose_quantizer(QuantizeOptions(target_trt="8.6")) == "onnxruntime"  # modelopt writes opset >= 19
-    result = quantize_int8(resnet_onnx, tmp_path / "mo.onnx", data, QuantizeOptions(exclude_nodes=["a"]))
+    # auto keeps ONNX Runtime (it matched ModelOpt on the corpus); ModelOpt for INT8 + FP16 in one ONNX
+    assert choose_quantizer(QuantizeOptions()) == "onnxruntime"
+    assert choose_quantizer(QuantizeOptions(high_precision="fp16")) == "modelopt"
+    assert choose_quantizer(QuantizeOptions(quantizer="modelopt")) == "modelopt"
+    with pytest.raises(QuantizationError, match="opset"):  # modelopt writes opset >= 19
+        choose_quantizer(QuantizeOptions(quantizer="modelopt", target_trt="8.6"))
+    result = quantize_int8(resnet_onnx, tmp_path / "mo.onnx", data, QuantizeOptions(exclude_nodes=["a"], quantizer="modelopt"))
     assert result.quantizer == "modelopt" and result.check.ok
     argv = json.loads((tmp_path / "argv.json").read_text())
     pairs = dict(zip(argv[::2], argv[1::2]))

@@ -35,6 +35,7 @@ from trtbuild.shapes import (
     resolve_profile,
     split_name_and_value,
 )
+from trtbuild.verdict import Limits
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,12 @@ class OutputComparison:
     required_atol: float = 0.0  # smallest atol that passes with this rtol
     required_rtol: float = 0.0  # smallest rtol that passes with this atol
     error: str | None = None  # a structural problem: missing output, shape mismatch, NaN
+    kind: str = ""  # the verdict's output kind (trtbuild.verdict)
+    measure_name: str | None = None
+    measure: float | None = None
+    verdict: str = ""  # why the accuracy verdict passed or failed
+    verdict_passed: bool = True
+    tolerance_passed: bool = True
 
     def failure_message(self, atol_needed: float | None = None, rtol_needed: float | None = None) -> str:
         """Why it failed and the tolerances that would pass (``*_needed`` override this entry's own)."""
@@ -146,8 +153,18 @@ class OutputComparison:
                 f"{self.reference} at the {self.feed} feed"
         if self.error:
             return f"{where}: {self.error}"
+        verdict = ""
+        if not self.verdict_passed:
+            kind = self.kind.rstrip("?")
+            verdict = (
+                f"{where} fails the {kind} verdict: {self.verdict}. If '{self.output}' is not a {kind} "
+                f"output, say what it is with --output-kind {self.output}:KIND."
+            )
+            if self.tolerance_passed:
+                return verdict
+            where = " It also"
         measure = {"elemwise": "max", "max": "max", "mean": "mean", "median": "median", "quantile": "0.99-quantile"}[self.stat]
-        return (
+        return verdict + (
             f"{where} fails: {measure} abs diff {self.max_abs if self.stat in ('elemwise', 'max') else self.mean_abs:.3g} "
             f"> atol {self.atol:g} and rel diff > rtol {self.rtol:g} (max rel {self.max_rel:.3g}). It would pass with "
             f"--atol {self.output}:{_round_up(atol_needed)} (rtol {self.rtol:g} kept) or "
@@ -350,8 +367,18 @@ def run_comparison(
     reference: int = -1,
     top_k: int = 5,
     verbose: bool = False,
+    limits: Limits | None = None,
+    kinds: Mapping[str, str] | None = None,
+    tolerance_gates: bool = False,
 ) -> list[OutputComparison]:
-    """Run every runner on every feed with Polygraphy and compare each runner with the reference runner."""
+    """Run every runner on every feed with Polygraphy and compare each runner with the reference runner.
+
+    Each output is judged by :func:`trtbuild.verdict.judge` with ``limits``; the element-wise
+    tolerances gate too only when ``tolerance_gates`` (the user gave --atol/--rtol/--check-error-stat).
+    """
+    from trtbuild.verdict import limits_for
+
+    limits = limits or limits_for("fp32")
     from polygraphy.comparator import Comparator
     from polygraphy.exception import PolygraphyException
 
@@ -379,7 +406,9 @@ def run_comparison(
             got, want = cand_iters[index], ref_iters[index]
             verdict = per_iter[index] if index < len(per_iter) else {}
             for name in want:
-                results.append(_one_output(cand, refr, feed.label, name, got, want, verdict, tolerances.of(name), top_k))
+                entry = _one_output(cand, refr, feed.label, name, got, want, verdict, tolerances.of(name), top_k)
+                _judge(entry, got, want, limits, (kinds or {}).get(name), tolerance_gates)
+                results.append(entry)
             for name in got:
                 if name not in want:
                     log.info("%s has output '%s' that %s lacks; not compared.", cand, name, refr)
@@ -407,6 +436,23 @@ def _one_output(cand: str, refr: str, label: str, name: str, got: Any, want: Any
         entry.error = "NaN in one runner's output only"
     entry.passed = polygraphy_ok and entry.error is None
     return entry
+
+
+def _judge(entry: OutputComparison, got: Any, want: Any, limits: Limits, kind: str | None, gates: bool) -> None:
+    """The accuracy verdict decides; the element-wise tolerances only when the user set them."""
+    import numpy as np
+
+    from trtbuild.verdict import judge
+
+    entry.tolerance_passed = entry.passed
+    if entry.error is not None:
+        return
+    name = entry.output
+    verdict = judge(name, np.asarray(want[name]), np.asarray(got[name]), limits, kind=kind)
+    entry.kind = verdict.kind + ("" if verdict.kind_given else "?")
+    entry.measure_name, entry.measure = verdict.measure_name, verdict.measure
+    entry.verdict, entry.verdict_passed = verdict.reason, verdict.passed
+    entry.passed = verdict.passed and (entry.tolerance_passed or not gates)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -469,6 +515,7 @@ def compare(
     top_k: int = 5,
     raise_on_failure: bool = False,
     verbose: bool = False,
+    output_kinds: Mapping[str, str] | None = None,
 ) -> CompareReport:
     """Compare ``model`` across runners; returns the report (raises ComparisonFailed only if asked).
 
@@ -477,6 +524,10 @@ def compare(
     runner is compared with it. Feeds: ``feeds`` (dicts of arrays), else ``data`` (.npz or image folder),
     else seeded arrays at every corner of the profile (``profile`` or ``min/opt/max/shapes`` flags, else the
     engine manifest's, else a zoo model's own).
+
+    Every output is judged by trtbuild's accuracy verdict for ``precision`` (metrics, a task measure for
+    the output's kind, which ``output_kinds`` can set); ``atol``/``rtol``/``check_error_stat``, when given,
+    add Polygraphy's element-wise check as a second gate.
     """
     started = time.perf_counter()
     from trtbuild.backends.registry import make_runners
@@ -531,7 +582,15 @@ def compare(
     if not feed_list:
         raise SpecError("No input data to compare on.")
 
-    results = run_comparison(runners, feed_list, tolerances, reference=ref_index, top_k=top_k, verbose=verbose)
+    from trtbuild.verdict import limits_for
+
+    unknown_kinds = sorted(set(output_kinds or {}) - set(outputs))
+    if unknown_kinds:
+        raise SpecError(f"--output-kind names unknown output(s) {', '.join(unknown_kinds)}; the model's outputs are "
+                        f"{', '.join(outputs)}.")
+    gates = any(v is not None for v in (atol, rtol, check_error_stat))
+    results = run_comparison(runners, feed_list, tolerances, reference=ref_index, top_k=top_k, verbose=verbose,
+                             limits=limits_for(precision), kinds=output_kinds, tolerance_gates=gates)  # fmt: skip
     report = CompareReport(
         model=str(model_path) if not model_text.startswith("zoo:") else model_text,
         runners=[r.describe() for r in runners],

@@ -133,7 +133,7 @@ def run_checks() -> list[Check]:
                                 lambda m: f"CUDA {m.version.cuda or 'none (CPU build)'}, GPU available: {m.cuda.is_available()}"))
     checks.append(_module_check("onnx", "onnx", "pip install onnx"))
     checks.append(_module_check("polygraphy", "polygraphy", "pip install polygraphy"))
-    checks.append(_module_check("modelopt", "modelopt", "optional, for FP16 AutoCast and INT8 Q/DQ: pip install 'nvidia-modelopt[onnx]'"))
+    checks.append(_module_check("modelopt", "modelopt", "optional, for INT8 + FP16 in one ONNX: its own environment, TRTBUILD_MODELOPT_PYTHON (docs/precision.md)"))
     checks.append(_module_check("onnxslim", "onnxslim", "optional, for export --simplify: pip install onnxslim"))
     return [c for c in checks if c is not None]
 

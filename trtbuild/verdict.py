@@ -14,8 +14,9 @@ are apart; a task measure says whether that distance matters for what the output
 Rules that hold whatever the thresholds: an output with inf/NaN where the reference has none, a
 constant or all-zero output where the reference is not, or a cosine below 0.5 never passes; an
 output equal to the reference within FP16 rounding (4 ulps at the output's scale; probability
-outputs use scale 1) never fails. Otherwise the cosine and the task measure must both reach the
-precision's limits (docs/precision.md lists them and the data behind them).
+outputs use scale 1) never fails. Otherwise the cosine, the relative L2 error (the cosine cannot see
+a wrong scale) and the task measure must all reach the precision's limits (docs/precision.md lists
+them and the data behind them).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Limits:
     min_top1: float  # classify and sequence
     min_iou: float  # segment
     min_detect_f1: float  # detect
+    max_rel_l2: float  # ||y - y_ref|| / ||y_ref||: what the scale-blind cosine cannot see
     max_error: float | None = None  # optional extra gate on max|y - y_ref| / max|y_ref| (--max-error)
 
     def measure_limit(self, kind: str) -> float | None:
@@ -63,9 +65,10 @@ class Limits:
 
 #: Defaults, at least as strict as the independent corpus thresholds (docs/precision.md).
 DEFAULT_LIMITS = {
-    "fp32": Limits(min_cosine=0.9999, min_top1=0.999, min_iou=0.99, min_detect_f1=0.99),
-    "fp16": Limits(min_cosine=0.999, min_top1=0.99, min_iou=0.95, min_detect_f1=0.97),
-    "int8": Limits(min_cosine=0.98, min_top1=0.95, min_iou=0.85, min_detect_f1=0.90),
+    # FP32 kernels differ by rounding only (1 - cosine ~ 1e-10): anything past 1e-5 is a different model.
+    "fp32": Limits(min_cosine=0.99999, min_top1=0.999, min_iou=0.99, min_detect_f1=0.99, max_rel_l2=0.005),
+    "fp16": Limits(min_cosine=0.999, min_top1=0.99, min_iou=0.95, min_detect_f1=0.97, max_rel_l2=0.05),
+    "int8": Limits(min_cosine=0.98, min_top1=0.95, min_iou=0.85, min_detect_f1=0.90, max_rel_l2=0.2),
 }
 
 
@@ -77,6 +80,7 @@ def limits_for(precision: str, *, min_cosine: float | None = None, max_error: fl
         min_top1=base.min_top1,
         min_iou=base.min_iou,
         min_detect_f1=base.min_detect_f1,
+        max_rel_l2=base.max_rel_l2,
         max_error=max_error if max_error is not None else base.max_error,
     )
 
@@ -247,6 +251,8 @@ def _decide(v: OutputVerdict, ref: np.ndarray, cand: np.ndarray, limits: Limits)
         return True, "equal within FP16 rounding"
     if v.cosine < limits.min_cosine:
         return False, f"cosine {v.cosine:.6f} < {limits.min_cosine:g}"
+    if v.rel_l2_error > limits.max_rel_l2:
+        return False, f"relative L2 error {v.rel_l2_error:.3g} > {limits.max_rel_l2:g} (a scale the cosine does not see)"
     needed = limits.measure_limit(v.kind)
     if v.measure is not None and needed is not None and v.measure < needed:
         return False, f"{v.measure_name} {v.measure:.1%} < {needed:.0%}"
@@ -338,7 +344,7 @@ def decode_yolo(head: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
             scores_all = rows[:, 4:]
         classes = np.argmax(scores_all, axis=1)
         scores = scores_all[np.arange(len(rows)), classes]
-        keep = scores > DETECT_SCORE
+        keep = (scores > DETECT_SCORE) & (rows[:, 2] > 0) & (rows[:, 3] > 0)  # boxes with an area
         cx, cy, w, h = (rows[keep, i] for i in range(4))
         boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
         chosen = _nms(boxes, scores[keep], classes[keep])

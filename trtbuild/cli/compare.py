@@ -58,13 +58,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     shapes.add_argument("--data", metavar="FILE.npz|DIR", help="user inputs: .npz keyed by input name, or an image folder")
     shapes.add_argument("--seed", type=int, default=0, help="seed for generated inputs (default: 0)")
     shapes.add_argument("--val-range", default="0,1", metavar="LO,HI", help="range of generated values (default: 0,1)")
-    tol = parser.add_argument_group("tolerances")
+    tol = parser.add_argument_group("verdict (docs/precision.md lists the limits)")
     tol.add_argument("--precision", choices=["fp32", "fp16", "int8"], default="fp32",
-                     help="the candidate's precision; sets default tolerances (default: fp32)")
-    tol.add_argument("--atol", action="append", metavar="[OUTPUT:]VALUE", help="absolute tolerance, default or per output")
-    tol.add_argument("--rtol", action="append", metavar="[OUTPUT:]VALUE", help="relative tolerance, default or per output")
+                     help="the candidate's precision; sets the verdict's limits (default: fp32)")
+    tol.add_argument("--output-kind", action="append", metavar="NAME:KIND",
+                     help="what an output is, for its task measure: classify, sequence, segment, detect or regress "
+                     "(default: inferred from shape, range and name)")
+    tol.add_argument("--atol", action="append", metavar="[OUTPUT:]VALUE",
+                     help="also require Polygraphy's element-wise check with this absolute tolerance")
+    tol.add_argument("--rtol", action="append", metavar="[OUTPUT:]VALUE",
+                     help="also require Polygraphy's element-wise check with this relative tolerance")
     tol.add_argument("--check-error-stat", action="append", metavar="[OUTPUT:]STAT",
-                     help="elemwise, max, mean, median or quantile (0.99)")
+                     help="elemwise, max, mean, median or quantile (0.99) for --atol/--rtol")
     tol.add_argument("--top-k", type=int, default=5, help="k for top-k agreement of 2-D outputs (default: 5)")
     out = parser.add_argument_group("reports")
     out.add_argument("--json", metavar="FILE", help="write the report as JSON")
@@ -88,6 +93,7 @@ def _val_range(text: str) -> tuple[float, float]:
 def run(args: argparse.Namespace) -> int:
     from trtbuild.compare import compare
     from trtbuild.fsutil import atomic_write_json, atomic_write_text
+    from trtbuild.verdict import parse_output_kinds
 
     report = compare(
         args.model,
@@ -107,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         val_range=_val_range(args.val_range),
         top_k=args.top_k,
         verbose=args.verbose,
+        output_kinds=parse_output_kinds(args.output_kind),
     )
     print_report(report)
     if args.json:
@@ -127,25 +134,27 @@ def print_report(report: Any) -> None:
     console = get_console()
     if not console.is_terminal:
         console.width = 200  # piped or captured: keep each row on one line instead of rich's 80 columns
-    tol = report.tolerances
     console.print(
         f"[bold]{escape(report.model)}[/bold]: {', '.join(escape(r['name']) for r in report.runners)}; "
         f"reference {escape(report.reference)}; precision {report.precision} "
-        f"(atol {_pairs(tol.atol)}, rtol {_pairs(tol.rtol)}, {_pairs(tol.stat)}; either passes)"
+        f"(the accuracy verdict for {report.precision} decides; '?' = output kind inferred, --output-kind sets it)"
     )
     table = Table(show_edge=False, pad_edge=False)
     has_topk = any(r.top1 is not None for r in report.results)
-    columns = ["pair", "feed", "output", "shape", "max abs", "max rel", "mean abs", "cosine"]
-    columns += ["top-1", "top-k"] if has_topk else []
+    columns = ["pair", "feed", "output", "shape", "kind", "max abs", "max rel", "cosine", "task measure"]
+    columns += ["top-k"] if has_topk else []
     for c in [*columns, "result"]:
         table.add_column(c, justify="right" if c in ("max abs", "max rel", "mean abs", "cosine", "top-1", "top-k") else "left")
     for r in report.results:
+        measure = "—" if r.measure_name is None else (
+            f"{r.measure_name} " + ("n/a" if r.measure is None else f"{r.measure:.1%}")
+        )
         row = [escape(f"{r.candidate} vs {r.reference}"), escape(r.feed), escape(r.output), format_dims(r.shape),
-               f"{r.max_abs:.3g}", f"{r.max_rel:.3g}", f"{r.mean_abs:.3g}",
-               "—" if r.cosine is None else f"{r.cosine:.6f}"]
+               escape(r.kind or "—"), f"{r.max_abs:.3g}", f"{r.max_rel:.3g}",
+               "—" if r.cosine is None else f"{r.cosine:.6f}", escape(measure)]
         if has_topk:
-            row += ["—" if r.top1 is None else f"{r.top1:.0%}", "—" if r.topk is None else f"{r.topk:.0%} (k={r.k})"]
-        row.append("[green]pass[/green]" if r.passed else "[red]FAIL[/red]")
+            row += ["—" if r.topk is None else f"{r.topk:.0%} (k={r.k})"]
+        row.append("[green]pass[/green]" if r.passed else f"[red]FAIL[/red] {escape(r.verdict or r.error or '')}")
         table.add_row(*row)
     console.print(table)
     feeds = "; ".join(f"{f['label']} " + ",".join(f"{n}:{s}" for n, s in f["shapes"].items()) for f in report.feeds)

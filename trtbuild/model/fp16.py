@@ -240,7 +240,19 @@ def _named(model: onnx.ModelProto) -> onnx.ModelProto:
 # Conversion
 
 
+#: a Python of ModelOpt's own environment (nvidia-modelopt pins onnx and its own onnxruntime build, so it
+#: is best kept apart from trtbuild's); ModelOpt then runs with that interpreter
+MODELOPT_PYTHON_ENV = "TRTBUILD_MODELOPT_PYTHON"
+
+
+def modelopt_python() -> str:
+    """The interpreter that runs ModelOpt: $TRTBUILD_MODELOPT_PYTHON, else this one."""
+    return os.environ.get(MODELOPT_PYTHON_ENV) or sys.executable
+
+
 def modelopt_available() -> bool:
+    if os.environ.get(MODELOPT_PYTHON_ENV):
+        return os.access(os.environ[MODELOPT_PYTHON_ENV], os.X_OK)
     try:
         return importlib.util.find_spec("modelopt") is not None
     except (ImportError, ValueError):
@@ -261,8 +273,8 @@ def choose_converter(requested: str) -> str:
         return "trtbuild"
     if requested == "modelopt" and not modelopt_available():
         raise MissingDependencyError(
-            "--converter modelopt needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (on a CPU-only host "
-            "see docs/precision.md for a lean install), or use --converter onnxconverter-common."
+            "--converter modelopt needs NVIDIA ModelOpt: install it in an environment of its own and point "
+            f"{MODELOPT_PYTHON_ENV} at its python (docs/precision.md), or use the default converter."
         )
     return requested
 
@@ -409,7 +421,7 @@ def _cast_modelopt(
         dst = Path(tmp) / "model.fp16.onnx"
         onnx.save(proto, str(src))
         cmd = [
-            sys.executable, "-m", "modelopt.onnx.autocast",
+            modelopt_python(), "-m", "modelopt.onnx.autocast",
             "--onnx_path", str(src), "--output_path", str(dst), "--low_precision_type", "fp16",
         ]  # fmt: skip
         if opts.keep_io_types:

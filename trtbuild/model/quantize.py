@@ -19,7 +19,6 @@ import contextlib
 import io
 import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import MissingDependencyError, TrtbuildError
 from trtbuild.model.calib import CalibrationData, cache_is_fresh, read_provenance, write_provenance
-from trtbuild.model.fp16 import modelopt_available, package_version, run_subprocess
+from trtbuild.model.fp16 import modelopt_available, modelopt_python, package_version, run_subprocess
 from trtbuild.model.qdq_check import QdqReport, check_qdq, default_opset, max_opset, parse_target_trt
 
 if TYPE_CHECKING:
@@ -106,8 +105,8 @@ def choose_quantizer(options: QuantizeOptions) -> str:
     if requested == "modelopt":
         if not modelopt_available():
             raise MissingDependencyError(
-                "--quantizer modelopt needs NVIDIA ModelOpt: pip install 'nvidia-modelopt[onnx]' (see "
-                "docs/precision.md for a lean CPU install), or use --quantizer onnxruntime."
+                "--quantizer modelopt needs NVIDIA ModelOpt: install it in an environment of its own and point "
+                "TRTBUILD_MODELOPT_PYTHON at its python (docs/precision.md), or use --quantizer onnxruntime."
             )
         if target < (10, 0):
             raise QuantizationError(
@@ -117,12 +116,14 @@ def choose_quantizer(options: QuantizeOptions) -> str:
         if options.method == "percentile":
             raise QuantizationError("ModelOpt's INT8 calibration has entropy and max, not percentile; use --quantizer onnxruntime.")
         return "modelopt"
-    if requested == "auto" and modelopt_available() and target >= (10, 0) and options.method != "percentile":
+    # auto: ONNX Runtime's quantizer with trtbuild's calibration, which matched or beat ModelOpt's INT8 on
+    # every corpus model (docs/precision.md); ModelOpt only for INT8 + FP16 in one ONNX, which it alone does.
+    if requested == "auto" and options.high_precision == "fp16" and modelopt_available() and target >= (10, 0):
         return "modelopt"
     if options.high_precision == "fp16":
         raise QuantizationError(
-            "FP16 outside the Q/DQ nodes needs NVIDIA ModelOpt (pip install 'nvidia-modelopt[onnx]'); ONNX Runtime's "
-            "quantizer leaves those layers FP32."
+            "FP16 outside the Q/DQ nodes needs NVIDIA ModelOpt (set TRTBUILD_MODELOPT_PYTHON to the python of its "
+            "environment, docs/precision.md); ONNX Runtime's quantizer leaves those layers FP32."
         )
     return "onnxruntime"
 
@@ -652,7 +653,7 @@ def _quantize_modelopt(source: Path, out_path: Path, calib: CalibrationData, opt
         staged = tmp / "model.int8.onnx"
         shapes = ",".join(f"{n}:{'x'.join(str(d) for d in s)}" for n, s in calib.batch_shapes.items())
         cmd = [
-            sys.executable, "-m", "modelopt.onnx.quantization",
+            modelopt_python(), "-m", "modelopt.onnx.quantization",
             "--onnx_path", str(source), "--output_path", str(staged),
             "--quantize_mode", "int8",
             "--calibration_data_path", str(npz),
