@@ -324,6 +324,7 @@ def _onnx_path(
     from trtbuild.model.accuracy import write_report_json
 
     write_report_json(report, str(out) + ".accuracy.json")
+    log.info("Wrote %s (checked: it loads, runs and %s its accuracy verdict).", out, "passes" if report.passed else "misses")
     prepared.path = str(out)
     if not report.passed:
         log.warning("The accuracy check failed and was not enforced (--no-accuracy-check): %s.", "; ".join(report.failures))

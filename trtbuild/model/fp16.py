@@ -354,12 +354,11 @@ def cast_fp16(
     if validate_feed is not None:
         validate_runs(source, out_path, validate_feed)
     log.info(
-        "FP16 cast with %s %s: %d node(s) compute in FP16, %d kept in FP32; wrote %s.",
+        "FP16 cast with %s %s: %d node(s) compute in FP16, %d kept in FP32.",
         converter,
         version or "",
         fp16_nodes,
         len(blocked),
-        out_path,
     )
     return result
 

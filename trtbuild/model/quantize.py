@@ -184,12 +184,11 @@ def quantize_int8(
     if calib is not None:
         _validate_runs(out_path, next(calib.batches("calib")))
     log.info(
-        "INT8 Q/DQ with %s %s (%s calibration): %s; wrote %s.",
+        "INT8 Q/DQ with %s %s (%s calibration): %s.",
         result.quantizer,
         result.quantizer_version or "",
         opts.method,
         result.check.summary(),
-        out_path,
     )
     return result
 
