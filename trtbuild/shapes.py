@@ -183,7 +183,7 @@ def _dims_of(value: Any, context: str) -> Dims:
 
 
 def _fill_one(name: str, given: Mapping[str, Dims]) -> ShapeRange:
-    """trtexec's fill rule for one tensor (reference/trtexec.md §9.3)."""
+    """trtexec's fill rule for one tensor (sampleOptions.cpp / sampleInference.cpp: the input-fill rules)."""
     lo, opt, hi = given.get("min"), given.get("opt"), given.get("max")
     label = f"'{name}'" if name else "the input"
     if opt is None:

@@ -173,7 +173,7 @@ ABSENT_MEMBERS: dict[str, dict[str, set[str]]] = {
     },
 }
 # Names only the 8.6 level has: absent from tensorrt-stubs 10.13 and the 11.4 bindings. Each is named
-# in /work/shared/reference/trt-api.md (the conformance test checks that).
+# in the API reference snapshot, tests/trt_emulator/api_reference.json (the conformance test checks that).
 LEGACY_86_MEMBERS = {"ICudaEngine": set(_LEGACY_ENGINE), "IExecutionContext": set(_LEGACY_CONTEXT)}
 # 8.6 ITensor has no names 10.x added; ICudaEngine.__getitem__ arrived in 10.x.
 

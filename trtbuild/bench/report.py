@@ -1,4 +1,4 @@
-"""The console summary, shaped like trtexec's "Performance summary" (reference/trtexec.md §7).
+"""The console summary, shaped like trtexec's "Performance summary" (sampleReporting.cpp's printPerformanceReport).
 
 Lines carry trtexec's ``[I]``/``[W]`` tags (without its timestamps); numbers use C++ ostream's default
 format (6 significant digits). CPU backends are timed with the host clock, so their lines say

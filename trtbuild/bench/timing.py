@@ -1,4 +1,4 @@
-"""The timing loop and the performance summary, as trtexec does them (reference/trtexec.md §5-8, §10).
+"""The timing loop and the performance summary, as trtexec does them (sampleInference.cpp and sampleReporting.cpp; docs/bench.md).
 
 A run yields :class:`Traces`: per query, the enqueue, H2D, compute and D2H start/end timestamps in ms.
 GPU runs (``TrtRuntime.time_trtexec``) take them from CUDA events (enqueue from the host clock around
@@ -361,7 +361,7 @@ def summarize(
     percentiles: Sequence[float] = DEFAULT_PERCENTILES,
     inf_streams: int = 1,
 ) -> Summary:
-    """The performance summary of a run (sampleReporting.cpp ``printEpilog``, reference/trtexec.md §7.1)."""
+    """The performance summary of a run (sampleReporting.cpp ``printEpilog``)."""
     from trtbuild.errors import TrtbuildError
 
     ordered = traces.sorted_by_h2d_start()

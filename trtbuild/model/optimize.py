@@ -4,7 +4,7 @@
 buildable by TensorRT. ``extended`` and ``all`` insert ONNX-Runtime-only fused ops (com.microsoft,
 NCHWc layouts tied to this CPU), so their output is stamped ``trtbuild.ort_only=true`` and ``build``
 refuses it. Running ORT's optimizer on a Q/DQ model changes the quantization pattern in ways
-TensorRT rejects, so such output is stamped ORT-only too (shared/reference/precision.md §5).
+TensorRT rejects, so such output is stamped ORT-only too (docs/precision.md).
 """
 
 from __future__ import annotations

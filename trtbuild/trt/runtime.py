@@ -1,4 +1,4 @@
-"""Run a TensorRT engine with PyCUDA, and time it the way trtexec does (reference/trtexec.md §6).
+"""Run a TensorRT engine with PyCUDA, and time it the way trtexec does (samples/common/sampleInference.cpp; docs/bench.md).
 
 Only the name-based tensor API is used (``num_io_tensors``, ``set_input_shape``, ``set_tensor_address``,
 ``execute_async_v3``): it is the one API TensorRT 8.5 through 11.x share.
@@ -665,7 +665,7 @@ class TrtRuntime(Runner):
         *,
         on_iteration: Callable[[float], None] | None = None,
     ) -> tuple[Traces, TimingMode]:
-        """Time ``feed`` with trtexec's inference loop (sampleInference.cpp, 11.1; reference/trtexec.md §6).
+        """Time ``feed`` with trtexec's inference loop (sampleInference.cpp, 11.1; docs/bench.md).
 
         Inputs are copied to the device once before the loop; with ``options.transfers`` every query
         also copies them in and the outputs out on their own streams. Two queries are kept in flight:
