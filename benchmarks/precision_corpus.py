@@ -95,7 +95,6 @@ def cell(result: dict[str, Any] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import onnxruntime
-
     from corpus import fetch, inputs
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

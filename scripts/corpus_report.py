@@ -24,6 +24,7 @@ import argparse
 import csv
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import tarfile
@@ -44,10 +45,14 @@ def trtbuild(*args: str, timeout: float = 900) -> tuple[int, str, str]:
     return done.returncode, done.stdout, done.stderr
 
 
-def one_line_refusal(code: int, err: str, out: Path) -> str:
+def one_line_refusal(code: int, err: str, out: Path | None = None) -> str:
+    """'refused: ...' for a one-sentence refusal that left nothing at ``out``; FAIL otherwise."""
     lines = [line for line in err.strip().splitlines() if line.strip() and not line.startswith("\x1b")]
-    ok = code != 0 and "Traceback" not in err and not out.exists() and lines and lines[-1].startswith("trtbuild: error:")
-    return ("refused: " + lines[-1][len("trtbuild: error:"):].strip()[:70]) if ok else f"FAIL (exit {code}) {err[-120:]}"
+    ok = code != 0 and "Traceback" not in err and (out is None or not out.exists())
+    if not (ok and lines and lines[-1].startswith("trtbuild: error:")):
+        return f"FAIL (exit {code}) {err.strip()[-120:]}"
+    text = re.sub(r"(/[^\s/]+)+/([^\s/]+)", r"\2", lines[-1][len("trtbuild: error:"):].strip())  # paths -> names
+    return "refused: " + text[:90]
 
 
 def shapes_of(feed: dict[str, Any]) -> str:
@@ -61,7 +66,6 @@ def sha256(path: Path) -> str:
 def row_for(model: Any, root: Path, work: Path) -> dict[str, str]:
     import numpy as np
     import onnx
-
     from corpus import fetch, inputs, judge
 
     path = fetch.model_path(model)
@@ -86,7 +90,7 @@ def row_for(model: Any, root: Path, work: Path) -> dict[str, str]:
     shapes = shapes_of(feeds[0])
     code, out, err = trtbuild("build", str(path), "--min", shapes, "--opt", shapes, "--max", shapes, "--dry-run")
     named = all(name in out for name in declared)
-    cells["dry-run"] = "pass" if code == 0 and named else f"FAIL (exit {code}) {err.strip()[-100:]}"
+    cells["dry-run"] = ("pass" if named else "FAIL: inputs not named") if code == 0 else one_line_refusal(code, err)
 
     converted: dict[str, Path] = {}
     for precision, command in (("fp16", "cast"), ("int8", "quantize")):
@@ -133,7 +137,7 @@ def row_for(model: Any, root: Path, work: Path) -> dict[str, str]:
             )  # fmt: skip
         cells["pack"] = "pass" if found else "FAIL: the model is not in the recipe byte for byte"
     else:
-        cells["pack"] = one_line_refusal(code, err, recipe) if code == 2 else f"FAIL (exit {code}) {err.strip()[-100:]}"
+        cells["pack"] = one_line_refusal(code, err, recipe)
     return cells
 
 
