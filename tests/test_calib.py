@@ -209,3 +209,29 @@ def test_missing_or_mixed_folders_are_refused(tmp_path: Path, yolo_onnx: Path) -
     np.save(mixed / "x.npy", np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(CalibrationError, match="mixes images"):
         open_calibration(CalibOptions(data=str(mixed), shape="1x3x32x32"), yolo_onnx)
+
+
+def test_hostile_calibration_data_ends_in_one_sentence(
+    tmp_path: Path, resnet_onnx: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trtbuild.model.calib import load_image
+
+    # A 16-bit ramp keeps its gradient (Pillow's own conversion would clip 99 % of it to white).
+    ramp = (np.tile(np.linspace(0, 65535, 64), (64, 1))).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    image = load_image(tmp_path / "deep.png", "yolo", (3, 64, 64))
+    assert 0.4 < float(image.mean()) < 0.6 and float((image >= 0.999).mean()) < 0.05
+    # A decompression bomb is refused before it is decoded.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(CalibrationError, match="refused"):
+        load_image(tmp_path / "deep.png", "yolo", (3, 64, 64))
+    monkeypatch.undo()
+    # NaN samples, object arrays and a batch of 0.
+    np.savez(tmp_path / "nan.npz", input=np.full((2, 3, 224, 224), np.nan, np.float32))
+    with pytest.raises(CalibrationError, match="NaN"):
+        open_calibration(CalibOptions(data=str(tmp_path / "nan.npz")), resnet_onnx)
+    np.save(tmp_path / "obj.npy", np.array([object()] * 2, dtype=object), allow_pickle=True)
+    with pytest.raises(CalibrationError, match="Cannot read"):
+        open_calibration(CalibOptions(data=str(tmp_path / "obj.npy")), resnet_onnx)
+    with pytest.raises(CalibrationError, match="below 1"):
+        open_calibration(CalibOptions(random=True, shape="input:0x3x224x224"), resnet_onnx)

@@ -55,6 +55,14 @@ class CalibrationError(TrtbuildError):
     """Calibration data that is missing, unreadable, does not fit the model, or a stale cache."""
 
 
+class _ShapeMismatch(CalibrationError):
+    """An array does not split into samples of the model's shape (it may still be one feed as given)."""
+
+
+class _SampleCountMismatch(CalibrationError):
+    """The inputs' arrays split into different sample counts (they may still be one feed as given)."""
+
+
 @dataclass
 class CalibOptions:
     """Where calibration samples come from and how they are shaped (the ``--calib-*`` options)."""
@@ -434,6 +442,11 @@ def resolve_calib_shapes(
     symbols: dict[str, int] = {}
     for tensor in inputs:
         dims = given.get(tensor.name) or _model_dims(tensor, axes.get(tensor.name), (known or {}).get(tensor.name), default, symbols)
+        if any(d < 1 for d in dims):
+            raise CalibrationError(
+                f"The calibration shape {format_dims(dims)} for '{tensor.name}' has a dimension below 1; every "
+                "dimension, the batch included, must be at least 1."
+            )
         _check_fits(tensor, dims)
         shapes[tensor.name] = dims
     batches = {d[axis] for n, d in shapes.items() if (axis := axes.get(n)) is not None}
@@ -518,7 +531,7 @@ def _collect_files(data: CalibrationData, options: CalibOptions, profile_opt: Ma
         data.batch_shapes = resolve_calib_shapes(data.inputs, options.shape, profile_opt, axes=data.batch_axes, known=known)
         try:
             refs = _array_refs(data, arrays)
-        except CalibrationError:
+        except (_SampleCountMismatch, _ShapeMismatch):
             as_given = _feeds_as_given(data, arrays, known, options)
             if as_given is None:
                 raise
@@ -636,6 +649,18 @@ def _dims_shown_by(path: Path, data: CalibrationData) -> dict[str, Dims]:
     return known
 
 
+def _check_values(array: Any, name: str, path: Path) -> None:
+    import numpy as np
+
+    if array.dtype.kind not in "biuf":
+        raise CalibrationError(f"{path.name}: '{name}' holds {array.dtype} values; save numeric arrays with numpy.savez.")
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise CalibrationError(
+            f"{path.name}: '{name}' holds NaN or infinite values, which would make every range meaningless; save "
+            "finite samples."
+        )
+
+
 def _feeds_as_given(
     data: CalibrationData, files: list[Path], known: Mapping[str, Dims], options: CalibOptions
 ) -> list[SampleRef] | None:
@@ -670,6 +695,7 @@ def _array_refs(data: CalibrationData, files: list[Path]) -> list[SampleRef]:
         counts: set[int] = set()
         for name in data.batch_shapes:
             array = _array_for_input(handle, name, path, len(data.batch_shapes))
+            _check_values(array, name, path)
             sample = tuple(data.sample_shape(name))
             shape = tuple(int(d) for d in array.shape)
             axis = data.batch_axis(name)
@@ -684,13 +710,13 @@ def _array_refs(data: CalibrationData, files: list[Path]) -> list[SampleRef]:
                 counts.add(shape[0])
             else:
                 batch = format_dims(data.batch_shapes[name])
-                raise CalibrationError(
+                raise _ShapeMismatch(
                     f"{path.name}: the array for '{name}' has shape {list(shape)}, but calibration samples are "
                     f"{list(sample)} (from {name}:{batch}); store samples along axis 0, like {[8, *sample]}, or as the "
                     "model takes them, or change --calib-shape."
                 )
         if len(counts) > 1:
-            raise CalibrationError(f"{path.name}: the arrays for the inputs hold different numbers of samples.")
+            raise _SampleCountMismatch(f"{path.name}: the arrays for the inputs hold different numbers of samples.")
         count = counts.pop() if counts else None
         refs += [SampleRef(path)] if count is None else [SampleRef(path, i) for i in range(count)]
     if not refs:
@@ -739,12 +765,24 @@ def load_image(path: str | os.PathLike[str], preset: str, sample_shape: Sequence
         from trtbuild.errors import MissingDependencyError
 
         raise MissingDependencyError("Reading calibration images needs Pillow: pip install pillow.") from None
+    import warnings
+
     channels, height, width = (int(d) for d in sample_shape)
     try:
-        with Image.open(path) as opened:
-            image = opened.convert("L" if channels == 1 else "RGB")
-    except (OSError, ValueError) as exc:
-        raise CalibrationError(f"Cannot read the image {path} ({exc}).") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # refuse, do not decode 100+ Mpixel
+            with Image.open(path) as opened:
+                source: Any = opened
+                if opened.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+                    # convert("L"/"RGB") clips deep images at 255 (a 16-bit scan turns white): scale by the depth.
+                    deep = np.asarray(opened, dtype=np.float32)
+                    top = 65535.0 if opened.mode != "F" and deep.max(initial=0) <= 65535 else max(float(deep.max()), 1.0)
+                    source = Image.fromarray(np.clip(deep / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+                image = source.convert("L" if channels == 1 else "RGB")
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+        raise CalibrationError(f"The image {path} is refused: {exc} Use images of ordinary size.") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise CalibrationError(f"Cannot read the image {path} ({exc}); remove it from the folder or convert it.") from None
     array: Any
     if preset == "yolo":
         image = letterbox(image, height, width)
