@@ -319,3 +319,9 @@ def test_optimized_graph_computes_the_same(tmp_path: Path, two_input_onnx: Path)
     np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
     with pytest.raises(SpecError, match="another file"):
         optimize(tmp_path / "o.onnx", tmp_path / "o.onnx")
+
+
+def test_output_that_is_a_folder_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    (tmp_path / "out.onnx").mkdir()
+    assert main(["export", "zoo:resnet", "-o", str(tmp_path / "out.onnx")]) == SpecError.exit_code
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.onnx"]  # no .pt2 reference beside it

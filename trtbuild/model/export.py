@@ -612,6 +612,8 @@ def export(
     out_path = Path(output).expanduser()
     if out_path.suffix.lower() != ".onnx":
         raise SpecError(f"-o {out_path}: the output must end in .onnx.")
+    if out_path.is_dir():  # checked before anything is written beside it (the .pt2 reference)
+        raise SpecError(f"-o {out_path} is an existing folder where a file must go; give a file path, or remove the folder.")
     steps = _Steps(4 + int(simplify) + int(check) + int(reference))
     src = load_source(source, weights)
     steps(f"loaded {src.label}")
