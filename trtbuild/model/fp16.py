@@ -143,7 +143,7 @@ def scan_ranges(
 
     from trtbuild.model.load import load_onnx
 
-    proto = _named(model if isinstance(model, onnx.ModelProto) else load_onnx(model))
+    proto = named_nodes(model if isinstance(model, onnx.ModelProto) else load_onnx(model))
     scan = RangeScan(limit=FP16_MAX / max(margin, 1.0))
     if feeds is not None:
         _scan_activations(proto, feeds, scan)
@@ -217,7 +217,7 @@ def _block_overflows(model: onnx.ModelProto, scan: RangeScan) -> None:
                 scan.blocked_nodes.setdefault(user.name, f"its initializer '{tensor.name}' holds {peak:.4g} > {FP16_MAX:g}")
 
 
-def _named(model: onnx.ModelProto) -> onnx.ModelProto:
+def named_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     """Give unnamed nodes names (block lists and reports refer to nodes by name)."""
     if all(n.name for n in model.graph.node):
         return model
@@ -301,7 +301,7 @@ def cast_fp16(
 
     opts = options or Fp16Options()
     source = resolve_model_path(model)
-    proto = _named(load_onnx(source))
+    proto = named_nodes(load_onnx(source))
     quantized = quantized_ops(proto)
     if quantized:
         raise Fp16Error(
