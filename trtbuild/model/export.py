@@ -403,7 +403,10 @@ def check_against_torch(
     atol: float,
     rtol: float,
 ) -> list[ExportCheck]:
+    import numpy as np
+
     from trtbuild.backends.onnxrt import OrtRunner
+    from trtbuild.verdict import judge, limits_for
 
     results: list[ExportCheck] = []
     with OrtRunner(onnx_file, name="ort") as ort:
@@ -436,15 +439,24 @@ def check_against_torch(
                         "shape-generic."
                     )
                 ok, max_abs, max_rel = either_passes(value, ref, atol, rtol)
-                outputs[name] = {"shape": list(ref.shape), "max_abs": max_abs, "max_rel": max_rel, "passed": ok}
+                # The accuracy verdict every comparison uses (FP32 limits), and the element-wise tolerances too.
+                verdict = judge(name, np.asarray(ref), np.asarray(value), limits_for("fp32"))
+                outputs[name] = {
+                    "shape": list(ref.shape), "max_abs": max_abs, "max_rel": max_rel, "cosine": verdict.cosine,
+                    "kind": verdict.kind, "verdict": verdict.reason, "within_tolerance": ok,
+                    "passed": ok and verdict.passed,
+                }  # fmt: skip
             results.append(ExportCheck(label, {n: list(s) for n, s in shapes.items()}, outputs))
             bad = {n: o for n, o in outputs.items() if not o["passed"]}
             if bad:
                 name, o = next(iter(bad.items()))
+                why = (
+                    f"max abs diff {o['max_abs']:.3g} > atol {atol:g} and max rel diff {o['max_rel']:.3g} > rtol {rtol:g}"
+                    if not o["within_tolerance"] else f"the {o['kind']} verdict fails: {o['verdict']}"
+                )
                 raise ComparisonFailed(
                     f"Export check at the {label} ({shape_text}): ONNX Runtime and PyTorch disagree on output "
-                    f"'{name}' (shape {format_dims(o['shape'])}): max abs diff {o['max_abs']:.3g} > atol {atol:g} "
-                    f"and max rel diff {o['max_rel']:.3g} > rtol {rtol:g}. Nothing was written. The model may use an "
+                    f"'{name}' (shape {format_dims(o['shape'])}): {why}. Nothing was written. The model may use an "
                     "op the exporter translates differently (try --dynamo or another --opset), or run "
                     "non-deterministically; --no-check skips this check."
                 )
