@@ -22,6 +22,8 @@ REFUSALS = [
     (["--useDLACore=0", "--buildDLAStandalone"], "--buildDLAStandalone builds a cuDLA loadable"),
     (["--pluginInstanceNorm", "--versionCompatible"], "--pluginInstanceNorm cannot be combined"),
     (["--fp16", "--precision-path", "flags", "--trtexec-version", "11"], "impossible on TensorRT 11"),
+    (["--stripWeights", "--trtexec-version", "8"], "--stripWeights needs TensorRT 10 or later"),
+    (["--bf16", "--trtexec-version", "8"], "--bf16 needs TensorRT 9 or later"),
 ]
 
 

@@ -459,6 +459,33 @@ def network_flags(spec: BuildSpec, target: int) -> list[str]:
     return flags
 
 
+#: trtexec 8.x (TensorRT 8.5/8.6) build options that arrived in TensorRT 10: their builder members do not exist there.
+NEWER_THAN_8 = {
+    "noCompilationCache": "BuilderFlag.DISABLE_COMPILATION_CACHE", "errorOnTimingCacheMiss": "BuilderFlag.ERROR_ON_TIMING_CACHE_MISS",
+    "maxTactics": "IBuilderConfig.max_num_tactics", "tilingOptimizationLevel": "TilingOptimizationLevel",
+    "l2LimitForTiling": "IBuilderConfig.l2_limit_for_tiling", "runtimePlatform": "RuntimePlatform",
+    "stripWeights": "BuilderFlag.STRIP_PLAN", "stripAllWeights": "BuilderFlag.STRIP_PLAN",
+    "allowWeightStreaming": "BuilderFlag.WEIGHT_STREAMING", "markDebug": "INetworkDefinition.mark_debug",
+    "distributiveIndependence": "BuilderFlag.DISTRIBUTIVE_INDEPENDENCE", "monitorMemory": "BuilderFlag.MONITOR_MEMORY",
+    "int4": "BuilderFlag.INT4",
+}  # fmt: skip
+
+
+def check_options_for_target(spec: BuildSpec, target: int, label: str) -> None:
+    """Options the target TensorRT has no builder member for, refused at plan time (not when the build gets there)."""
+    if target >= 10:
+        return  # 11.x's removed options are the precision ones, which decide_precision answers
+    from trtbuild.spec import OPTIONS, SECTIONS
+
+    for opt in OPTIONS:
+        if opt.name not in NEWER_THAN_8:
+            continue
+        value = getattr(getattr(spec, opt.section), opt.attr)
+        if value != getattr(SECTIONS[opt.section](), opt.attr):
+            raise SpecError(f"--{opt.name} needs TensorRT 10 or later; TensorRT {label} has no "
+                            f"{NEWER_THAN_8[opt.name]}. Drop it, or target TensorRT 10 (--trtexec-version 10).")  # fmt: skip
+
+
 def check_conflicts(spec: BuildSpec) -> None:
     """Option combinations no TensorRT can build, refused before anything runs."""
     b = spec.build
@@ -589,6 +616,7 @@ def plan_build(
     target = trtexec_version or _dialect_for(installed)
     version = installed if _dialect_for(installed) == target else None
     check_model_for_target(report, target, version)
+    check_options_for_target(resolved, target, version or _target_text(target, version))
     engine_path = resolved.build.save_engine or default_engine_path(model_arg)
     resolved.build.save_engine = engine_path
     warnings: list[str] = []
