@@ -339,7 +339,11 @@ def _network_flags(plan: BuildPlan, applied: _Applied) -> int:
 
 
 def _builder_flag_state(config: Any) -> set[int]:
-    """The BuilderFlag values set on ``config`` (values, not names: aliases such as WEIGHTLESS = STRIP_PLAN)."""
+    """The BuilderFlag values set on ``config`` (values, not names: aliases such as WEIGHTLESS = STRIP_PLAN).
+
+    Read as Polygraphy's str_from_config does (backend/trt/util.py: ``BuilderFlag.__members__`` with
+    ``config.get_flag``; networks: ``hasattr(network, "get_flag") and network.get_flag(flag)``).
+    """
     members = getattr(trt.BuilderFlag, "__members__", {})
     return {int(value) for value in members.values() if config.get_flag(value)}
 
