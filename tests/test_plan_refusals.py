@@ -117,3 +117,20 @@ def test_recipe_carries_the_plan_and_its_calibration_data(tmp_path: Path, capsys
         assert main(["build", "--recipe", str(tmp_path / "best.tar"), "-o", "b.engine"]) == 2
         err = capsys.readouterr().err
         assert "would build it differently" in err and "BF16" in err and not (device / "b.engine").exists()
+
+
+def test_target_problems_reports_without_raising(tmp_path: Path) -> None:
+    """The checks the plan refuses with, as a list (for reports such as inspect's)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    from trtbuild.model.inspect import inspect_model
+    from trtbuild.plan import target_problems
+
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"), numpy_helper.from_array(np.array(128, np.uint8), "z")]
+    qdq = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
+    report = inspect_model(_model_with(tmp_path, "u8.onnx", qdq, inits, opset=18))
+    assert [kind for kind, _ in target_problems(report, 8)] == ["opset", "qdq"]
+    assert [kind for kind, _ in target_problems(report, 10)] == ["qdq"]
+    model, _ = tiny_model(tmp_path)
+    assert target_problems(inspect_model(model), 8) == []
