@@ -101,6 +101,13 @@ def test_recipe_carries_the_plan_and_its_calibration_data(tmp_path: Path, capsys
         assert main(["pack", str(model), *SHAPES, "--int8", "--calib-data", str(data), "-o", "int8.tar"]) == 0
         assert main(["pack", str(model), *SHAPES, "--best", "-o", "best.tar"]) == 0
         capsys.readouterr()
+        import tarfile
+
+        with tarfile.open(tmp_path / "int8.tar") as tar:
+            member = tar.extractfile("plan.json")
+            assert member is not None
+            stored = member.read().decode()
+        assert str(tmp_path) not in stored and json.loads(stored)["calibration"]["data"] == "calib/data/calib.npz"
         assert main(["build", str(model), *SHAPES, "--int8", "--calib-data", str(data), "--dry-run", "--json"]) == 0
         planned = json.loads(capsys.readouterr().out)["decisions"]
         device = tmp_path / "device"

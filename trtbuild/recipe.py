@@ -186,7 +186,11 @@ def pack(
         system.static_plugins, system.dynamic_plugins, system.set_plugins_to_serialize = [], [], []
 
     calibration = _pack_calibration(plan, calib, sources)
-    plan_doc = {"decisions": plan.decisions(), "precision_path": precision_path, "calibration": calibration}
+    from trtbuild.plan import portable_decisions
+
+    # relative paths only: file names where the decisions name files on this host
+    plan_doc = {"decisions": portable_decisions(plan.decisions()), "precision_path": precision_path,
+                "calibration": calibration}  # fmt: skip
     spec_bytes = (json.dumps(recipe_spec.to_dict(), indent=2) + "\n").encode()
     out = Path(output)
     for name, src in sources.items():
