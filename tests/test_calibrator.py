@@ -236,8 +236,10 @@ def test_prepare_from_a_build_plan(images: Path, yolo_onnx: Path, tmp_path: Path
          ("int8", None), ("saveEngine", str(tmp_path / "y.engine"))],
         dialect=None,
     )  # fmt: skip
-    plan = plan_build(spec, yolo_onnx, trtexec_version=11)
-    prepared = prepare_for_precision(plan, calib=CalibOptions(data=str(images), samples=4, eval_samples=2))
+    calib = CalibOptions(data=str(images), samples=4, eval_samples=2)
+    plan = plan_build(spec, yolo_onnx, trtexec_version=11, calib=calib)  # the plan needs the data too
+    assert plan.conversions[0].output == str(tmp_path / f"{yolo_onnx.stem}.int8.onnx")
+    prepared = prepare_for_precision(plan, calib=calib)
     assert prepared.precision_path == "onnx" and prepared.target_trt_major == 11
     assert prepared.path == str(tmp_path / f"{yolo_onnx.stem}.int8.onnx")
     assert prepared.provenance is not None and prepared.provenance["batch_shapes"] == {"images": "2x3x64x64"}

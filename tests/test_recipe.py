@@ -135,7 +135,9 @@ def test_calibration_and_timing_caches_travel_with_the_recipe(tmp_path: Path, tw
 
 def test_missing_calibration_cache_writes_nothing(tmp_path: Path, two_input_onnx: Path) -> None:
     spec = two_input_spec(fp16=False, int8=True, calib=str(tmp_path / "nope.cache"))
-    with pytest.raises(RecipeError, match="does not exist"):
+    from trtbuild.model.calib import CalibrationError
+
+    with pytest.raises(CalibrationError, match="no such calibration cache"):  # refused by the plan
         pack(spec, tmp_path / "r.tar", model=two_input_onnx)
     assert not (tmp_path / "r.tar").exists()
 
@@ -167,7 +169,7 @@ def test_external_data_is_packed_and_used(tmp_path: Path) -> None:
                     location="weights/mm.bin", size_threshold=0)  # fmt: skip
     spec = BuildSpec.from_pairs([("minShapes", "X:1x4"), ("maxShapes", "X:8x4")], dialect=None)
     result = pack(spec, tmp_path / "mm.tar", model=src / "mm.onnx")
-    assert [f.path for f in result.files] == ["spec.json", "model/mm.onnx", "model/weights/mm.bin"]
+    assert [f.path for f in result.files] == ["spec.json", "plan.json", "model/mm.onnx", "model/weights/mm.bin"]
     _, onnx_path, _ = unpack(result.path, tmp_path / "dev")
     loaded = onnx.load(str(onnx_path))
     assert numpy_helper.to_array(loaded.graph.initializer[0]).tolist() == np.arange(12).reshape(4, 3).tolist()

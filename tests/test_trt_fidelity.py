@@ -38,7 +38,8 @@ def build(onnx: Path, out: Path, *, profiles: Any = PROFILES, calibrator: Any = 
     spec.build.save_engine = str(out)
     for key, value in options.items():
         setattr(spec.system if hasattr(spec.system, key) else spec.build, key, value)
-    return Path(build_from_plan(plan_build(spec, str(onnx)), calibrator=calibrator))
+    plan = plan_build(spec, str(onnx), external_calibrator=calibrator is not None)
+    return Path(build_from_plan(plan, calibrator=calibrator))
 
 
 def images(batch: int, size: int, seed: int = 0) -> dict[str, np.ndarray]:

@@ -102,6 +102,8 @@ def _from_plan(plan: Any) -> dict[str, Any]:
         "profile_opt": opt,
         "cache": build.calib,
         "output_dir": Path(plan.engine_path).parent,
+        # the plan names the converted ONNX (BuildPlan.conversions): write exactly there
+        "conversion_output": plan.conversions[-1].output if getattr(plan, "conversions", None) else None,
     }
 
 
@@ -177,7 +179,7 @@ def prepare_for_precision(
         return prepared
     if path == "flags":
         return _flags_path(prepared, source, want_fp16, want_int8, opts, opt_shapes, out_dir, calib_algorithm)
-    output = out_dir / f"{source.stem}.{'int8' if want_int8 else 'fp16'}.onnx"
+    output = Path(defaults.get("conversion_output") or out_dir / f"{source.stem}.{'int8' if want_int8 else 'fp16'}.onnx")
     return _onnx_path(
         prepared, source, output, want_fp16, want_int8, opts, opt_shapes, target,
         fp16_options, quantize_options, max_error, min_cosine, check_accuracy,
@@ -190,6 +192,7 @@ def _default_dir(model_arg: Any, source: Path) -> Path:
 
 
 def _choose_path(target: int, requested: str | None) -> str:
+    """The same rule as the build plan (trtbuild.plan.decide_precision): onnx on 11.x, else as asked (flags)."""
     if requested is not None and requested not in PRECISION_PATHS:
         raise SpecError(f"--precision-path must be one of {', '.join(PRECISION_PATHS)}, not '{requested}'.")
     if target >= 11:

@@ -30,8 +30,10 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import IO, TYPE_CHECKING, Any
 
 from trtbuild.errors import SpecError, TrtbuildError
+from trtbuild.schema import Schema
 
 if TYPE_CHECKING:
+    from trtbuild.model.calib import CalibOptions
     from trtbuild.plan import BuildPlan
     from trtbuild.spec import BuildSpec
 
@@ -44,6 +46,8 @@ SPEC_NAME = "spec.json"
 MODEL_DIR = "model"
 CALIB_DIR = "calib"
 TIMING_DIR = "timing"
+PLAN_NAME = "plan.json"  # the build plan's decisions and the calibration options it was made with
+CALIB_DATA_DIR = "calib/data"
 #: The manifest is small; a larger one is not a recipe (and is not read into memory).
 MAX_MANIFEST_BYTES = 4 << 20
 #: Build options that ``build --recipe`` may still take: where the engine and timing cache live on the device,
@@ -70,9 +74,32 @@ def manifest_schema() -> Any:
     entry = Obj({"path": Str, "size": Range(0), "sha256": Str}, required=("path", "size", "sha256"))
     return Obj(
         {"format": Str, "format_version": Int, "spec": Str, "model": Nullable(Str), "created_by": Nullable(Str),
-         "target_tensorrt_major": Nullable(Int), "trtexec": Nullable(Str), "files": ListOf(entry, max_len=MAX_MEMBERS)},
+         "target_tensorrt_major": Nullable(Int), "trtexec": Nullable(Str), "plan": Nullable(Str),
+         "files": ListOf(entry, max_len=MAX_MEMBERS)},
         required=("format", "format_version", "files"),
     )  # fmt: skip
+
+
+def plan_schema() -> Any:
+    """plan.json: decisions are only compared with a re-plan, never executed; calibration options are typed."""
+    from trtbuild.schema import Bool, Int, MapOf, Nullable, Obj, Str
+
+    calibration = Obj(
+        {"data": Nullable(Str), "preprocess": Str, "shape": Nullable(Str), "samples": Nullable(Int), "random": Bool,
+         "seed": Int, "eval_samples": Int, "batch_axis": Nullable(Str)},
+        required=("data", "preprocess", "random", "seed", "eval_samples"), extra=False,
+    )  # fmt: skip
+    return Obj({"decisions": MapOf(_AnyJson()), "precision_path": Nullable(Str), "calibration": Nullable(calibration)},
+               required=("decisions",))  # fmt: skip
+
+
+class _AnyJson(Schema):
+    """Any JSON value (decisions are compared for equality, never acted on)."""
+
+    name = "any JSON value"
+
+    def walk(self, value: Any, path: str) -> None:
+        return None
 
 
 @dataclass
@@ -106,17 +133,21 @@ def pack(
     *,
     model: str | os.PathLike[str] | None = None,
     trtexec_version: int | None = None,
+    calib: CalibOptions | None = None,
+    precision_path: str | None = None,
 ) -> PackResult:
-    """Check ``spec`` against the model (as ``build --dry-run`` does), then write the recipe tar atomically.
+    """Plan the build (as ``build --dry-run`` does), then write the recipe tar atomically.
 
     ``output`` ending in ``.tar.gz`` or ``.tgz`` is gzip-compressed; anything else is a plain tar.
-    Nothing is written when the spec does not fit the model or a referenced file is missing.
+    Nothing is written when the plan refuses the options or a referenced file is missing. The plan's
+    decisions go into ``plan.json``; calibration data the plan reads goes into ``calib/data/``.
     """
     from trtbuild import __version__
     from trtbuild.plan import plan_build
     from trtbuild.spec import BuildSpec
 
-    plan = plan_build(spec, model, trtexec_version=trtexec_version)  # raises before anything is written
+    # raises before anything is written
+    plan = plan_build(spec, model, trtexec_version=trtexec_version, calib=calib, precision_path=precision_path)
     model_path = Path(plan.model.path)
     sources: dict[str, Path] = {}  # path in the recipe -> file on this machine
     onnx_name = f"{MODEL_DIR}/{model_path.name}"
@@ -154,6 +185,12 @@ def pack(
                     " ".join(f"{PLUGIN_FIELDS[a]}={p}" for a in PLUGIN_FIELDS for p in getattr(system, a)))  # fmt: skip
         system.static_plugins, system.dynamic_plugins, system.set_plugins_to_serialize = [], [], []
 
+    calibration = _pack_calibration(plan, calib, sources)
+    from trtbuild.plan import portable_decisions
+
+    # relative paths only: file names where the decisions name files on this host
+    plan_doc = {"decisions": portable_decisions(plan.decisions()), "precision_path": precision_path,
+                "calibration": calibration}  # fmt: skip
     spec_bytes = (json.dumps(recipe_spec.to_dict(), indent=2) + "\n").encode()
     out = Path(output)
     for name, src in sources.items():
@@ -165,6 +202,7 @@ def pack(
 
     with atomic_open(out, "wb") as handle, _tar_writer(handle, _is_gzip(out)) as tar:
         files.append(_add_bytes(tar, SPEC_NAME, spec_bytes))
+        files.append(_add_bytes(tar, PLAN_NAME, (json.dumps(plan_doc, indent=2) + "\n").encode()))
         for name in sorted(sources):
             files.append(_add_file(tar, name, sources[name]))
         manifest = {
@@ -176,6 +214,7 @@ def pack(
             "target_tensorrt_major": plan.target_major,
             # run from the unpacked folder, this is the same build with trtexec
             "trtexec": str(recipe_spec.to_trtexec(plan.target_major)),
+            "plan": PLAN_NAME,
             "files": [f.to_dict() for f in files],
         }
         # Written last so every checksum is taken from the bytes that went into the tar.
@@ -185,6 +224,31 @@ def pack(
     os.chmod(out, 0o644 & ~umask)  # atomic_open's temporary file is private; a recipe is meant to be copied
     sha, size = file_sha256(out), out.stat().st_size
     return PackResult(path=out, sha256=sha, size=size, files=files, manifest=manifest)
+
+
+def _pack_calibration(plan: BuildPlan, calib: CalibOptions | None, sources: dict[str, Path]) -> dict[str, Any] | None:
+    """The calibration options for plan.json, with the data the plan reads added to the recipe."""
+    from trtbuild.model.calib import PRESETS
+
+    uses_data = (plan.calibrator is not None and plan.calibrator.data is not None) or any(
+        c.kind == "int8-qdq" for c in plan.conversions) or (plan.conversions and calib is not None and calib.data)  # fmt: skip
+    if calib is None or not uses_data:
+        return None
+    if calib.preprocess not in PRESETS:
+        raise RecipeError(f"--calib-preprocess {calib.preprocess} is code, and a recipe carries data only; pack with a "
+                          f"preset ({', '.join(PRESETS)}), or preprocess the samples into .npy/.npz files and pack those.")  # fmt: skip
+    rel = None
+    if calib.data:
+        data = Path(calib.data)
+        rel = f"{CALIB_DATA_DIR}/{data.name}"
+        files = [data] if data.is_file() else sorted(p for p in data.rglob("*") if p.is_file() and not p.is_symlink())
+        if not files:
+            raise RecipeError(f"--calib-data {data} holds no files to pack; give the folder of calibration samples.")
+        for file in files:
+            sources[f"{rel}/{file.relative_to(data).as_posix()}" if file != data else rel] = file
+    options = {k: v for k, v in calib.to_dict().items() if k in ("preprocess", "shape", "samples", "random", "seed",
+                                                                 "eval_samples", "batch_axis")}  # fmt: skip
+    return {**options, "data": rel}
 
 
 def _add_input_file(sources: dict[str, Path], folder: str, given: str, what: str, hint: str = "") -> str:
@@ -646,7 +710,18 @@ def plan_from_recipe(
         spec.build.save_engine = f"{onnx_path.stem}.engine"  # in the current folder, not inside the recipe's
     if "timingCacheFile" in values:
         spec.build.timing_cache_file = values["timingCacheFile"]
-    plan = plan_build(spec, onnx_path, trtexec_version=trtexec_version)
+    stored, precision_path, calib = _read_plan(Path(dest).absolute(), recipe)
+    plan = plan_build(spec, onnx_path, trtexec_version=trtexec_version, calib=calib, precision_path=precision_path)
+    if stored is not None:
+        from trtbuild.plan import plan_differences
+
+        diffs = plan_differences(stored, plan.decisions())
+        if diffs:
+            raise RecipeError(
+                f"The recipe {recipe} was planned for TensorRT {stored.get('target_tensorrt_major')}.x and this "
+                f"TensorRT ({plan.tensorrt_version or plan.target_major}) would build it differently ({'; '.join(diffs)}); "
+                f"pack it again for this device (`trtbuild pack ... --trtexec-version {plan.target_major}`)."
+            )
     root = Path(dest).absolute().resolve()
     for rel in plan.model.external_data:  # the model's own file references are paths the recipe names too
         if not (onnx_path.parent / rel).resolve().is_relative_to(root):
@@ -654,3 +729,35 @@ def plan_from_recipe(
                               "may only name files inside it. Pack it again.")  # fmt: skip
     plan.recipe_sha256 = sha
     return plan
+
+
+def _read_plan(dest: Path, recipe: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str | None, CalibOptions | None]:
+    """plan.json of an unpacked recipe (None for recipes packed before it existed): decisions, path, calibration."""
+    from trtbuild.model.calib import PRESETS, CalibOptions
+    from trtbuild.schema import problem
+
+    file = dest / PLAN_NAME
+    if not file.is_file():
+        return None, None, None
+    try:
+        doc = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"{PLAN_NAME} in {recipe} is not JSON ({exc}); pack the recipe again.") from None
+    why = problem(doc, plan_schema())
+    if why is not None:
+        raise RecipeError(f"{PLAN_NAME} in {recipe} is not a trtbuild plan: {why}. Pack the recipe again.")
+    cal = doc.get("calibration")
+    calib = None
+    if cal is not None:
+        if cal["preprocess"] not in PRESETS:
+            raise RecipeError(f"{PLAN_NAME} in {recipe} names the preprocessing '{cal['preprocess']}', which is code; a "
+                              f"recipe may name a preset only ({', '.join(PRESETS)}).")  # fmt: skip
+        data = None
+        if cal["data"] is not None:
+            name = str(cal["data"])
+            if _safe_name(name) is not None or not name.startswith(CALIB_DATA_DIR + "/") or not (dest / name).exists():
+                raise RecipeError(f"{PLAN_NAME} in {recipe} names calibration data '{cal['data']}', which the recipe "
+                                  "does not hold; pack it again.")  # fmt: skip
+            data = str(dest / name)
+        calib = CalibOptions(data=data, **{k: v for k, v in cal.items() if k != "data"})
+    return dict(doc["decisions"]), doc.get("precision_path"), calib

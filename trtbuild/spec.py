@@ -636,6 +636,8 @@ class BuildSpec:
         new = dataclasses.replace(self, build=dataclasses.replace(self.build))
         new.build.profiles = resolve_profiles(self.build.profiles, inputs)
         _check_profile_indices(new)
+        if "" in new.inference.shapes:  # a bare --shapes 8x3x640x640: name it, trtexec needs NAME:DIMS
+            new.inference = dataclasses.replace(new.inference, shapes=_name_bare_shape(new.inference.shapes, inputs))
         if new.inference.shapes and new.build.profiles:
             index = new.inference.use_profile or 0
             check_run_shapes(new.inference.shapes, new.build.profiles[index], index, inputs)
@@ -727,6 +729,15 @@ class BuildSpec:
                 continue
             args += _format_opt(opt, value)
         return TrtexecCommand(args, _dedupe(notes), dialect)
+
+
+def _name_bare_shape(shapes: Mapping[str, Sequence[int]], inputs: Sequence[TensorInfo]) -> dict[str, Any]:
+    """``{"": dims}`` -> ``{name: dims}`` for the model's only dynamic input (or its only input)."""
+    dynamic = [t.name for t in inputs if t.is_dynamic] or [t.name for t in inputs]
+    if len(dynamic) != 1:
+        raise SpecError(f"--shapes {'x'.join(map(str, shapes['']))} has no input name, but the model has "
+                        f"{len(dynamic)} candidate inputs ({', '.join(dynamic)}); write NAME:DIMS for each.")  # fmt: skip
+    return {(dynamic[0] if k == "" else k): v for k, v in shapes.items()}
 
 
 def _check_profile_indices(spec: BuildSpec) -> None:

@@ -38,14 +38,27 @@ def print_plan(plan: BuildPlan, *, as_json: bool = False) -> None:
         console.print("Profiles: none needed (every input is static)")
     trt = plan.tensorrt_version or "not installed"
     console.print(f"[bold]TensorRT[/bold] {trt}; plan written for TensorRT {plan.target_major}.x")
+    console.print(f"  precision path: {plan.precision_path}")
     for step in plan.precision_steps:
         console.print(f"  precision: {escape(step)}")
+    console.print("  builder flags: " + (", ".join(plan.builder_flags) or "none")
+                  + (f" (cleared: {', '.join(plan.cleared_builder_flags)})" if plan.cleared_builder_flags else ""))
+    console.print("  network flags: " + (", ".join(plan.network_flags) or "none"))
+    if plan.calibrator is not None:
+        cal = plan.calibrator
+        data = cal.data.get("source") or "random" if cal.data else "none (cache only)"
+        console.print(f"  calibrator: {cal.kind}, data {escape(str(data))}, {cal.profile}, cache {escape(str(cal.cache))}")
+    for kind, libraries in plan.plugins.items():
+        console.print(f"  plugins ({kind}): " + escape(", ".join(libraries)))
     options = plan.spec.non_defaults()
     options.get("build", {}).pop("save_engine", None)
     for section, values in options.items():
         if values:
             console.print(f"  {section}: " + escape(", ".join(f"{k}={_short(v)}" for k, v in values.items())))
     console.print(f"[bold]Engine[/bold]  {plan.engine_path} (+ {plan.manifest_path})")
+    for kind, path in plan.outputs.items():
+        if kind not in ("engine", "manifest"):
+            console.print(f"  writes {kind}: {escape(path)}")
     for warning in plan.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     if plan.trtexec is not None:

@@ -89,6 +89,7 @@ def spec_from_args(args: argparse.Namespace) -> object:
 
 def run(args: argparse.Namespace) -> int:
     from trtbuild.cli._plan_output import print_plan
+    from trtbuild.cli.quantize import calib_options_from_args
     from trtbuild.plan import plan_build
 
     if args.recipe:
@@ -106,16 +107,16 @@ def run(args: argparse.Namespace) -> int:
             raise SpecError("--allow-plugins and --recipe-max-size apply to --recipe only; give plugin libraries with "
                             "--staticPlugins when building from a model.")  # fmt: skip
         spec = spec_from_args(args)
-        plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
+        plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version,  # type: ignore[arg-type]
+                          calib=calib_options_from_args(args), precision_path=args.precision_path)  # fmt: skip
     check_plan_inputs(plan)
     if args.dry_run:
         print_plan(plan, as_json=args.json)
         return 0
     check_plan_outputs(plan)
     from trtbuild.build import build_from_plan
-    from trtbuild.cli.quantize import calib_options_from_args
 
-    build_from_plan(plan, calib=calib_options_from_args(args), precision_path=args.precision_path)
+    build_from_plan(plan)  # with the calibration options the plan was made with
     return 0
 
 

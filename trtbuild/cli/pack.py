@@ -40,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print what was packed as JSON")
     add_dialect_option(parser)
     add_build_options(parser)
+    from trtbuild.cli.quantize import add_calib_arguments
+
+    add_calib_arguments(parser, include_cache=False)  # the data is packed; --calib (the cache) is a build option
+    parser.add_argument(
+        "--precision-path", choices=("flags", "onnx"), default=None,
+        help="how --fp16/--int8 are met, as in `trtbuild build`: builder flags (TensorRT <= 10 default) or converting "
+        "the ONNX first (the only way on TensorRT 11)",
+    )
     parser.add_argument("-o", "--output", dest="recipe_out", metavar="RECIPE.tar",
                         help="the recipe file to write (default: MODEL.recipe.tar in the current folder; "
                         ".tar.gz or .tgz compresses it). --saveEngine ENGINE sets the engine's name that "
@@ -52,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from trtbuild.cli.build import check_plan_inputs, spec_from_args
+    from trtbuild.cli.quantize import calib_options_from_args
     from trtbuild.fsutil import check_output_file
     from trtbuild.plan import plan_build
     from trtbuild.recipe import pack
@@ -59,8 +68,11 @@ def run(args: argparse.Namespace) -> int:
     spec = spec_from_args(args)
     out = args.recipe_out or _default_output(args.model)
     check_output_file(out, "recipe")
-    check_plan_inputs(plan_build(spec, args.model, trtexec_version=args.trtexec_version))  # type: ignore[arg-type]
-    result = pack(spec, out, model=args.model, trtexec_version=args.trtexec_version)  # type: ignore[arg-type]
+    calib = calib_options_from_args(args)
+    check_plan_inputs(plan_build(spec, args.model, trtexec_version=args.trtexec_version,  # type: ignore[arg-type]
+                                 calib=calib, precision_path=args.precision_path))  # fmt: skip
+    result = pack(spec, out, model=args.model, trtexec_version=args.trtexec_version,  # type: ignore[arg-type]
+                  calib=calib, precision_path=args.precision_path)  # fmt: skip
     if args.json:
         print(json.dumps({"recipe": str(result.path), "sha256": result.sha256, "size": result.size,
                           "manifest": result.manifest}, indent=2))  # fmt: skip
@@ -96,6 +108,9 @@ def plan_from_recipe_args(args: argparse.Namespace) -> BuildPlan:
         raise SpecError(f"Give either a model ({args.model}) or --recipe, not both: the recipe holds its own model.")
     if args.profiles:
         raise SpecError("--profiles cannot be combined with --recipe: the recipe carries its profiles; pack a new one.")
+    if getattr(args, "calib_data", None) or getattr(args, "precision_path", None) or getattr(args, "calib_random", False):
+        raise SpecError("--calib-data, --calib-random and --precision-path cannot be combined with --recipe: the recipe "
+                        "carries its calibration data and precision path; pack a new one.")  # fmt: skip
     allowed = [name.strip() for value in args.allow_plugins for name in value.split(",") if name.strip()]
     max_size = None
     if args.recipe_max_size:

@@ -26,13 +26,13 @@ from trtbuild.trt.compat import import_tensorrt
 import_tensorrt()  # a MissingDependencyError with install steps, not a bare ImportError or a stub
 import tensorrt as trt  # noqa: E402
 
-from trtbuild.plan import QDQ_OPS, BuildPlan  # noqa: E402
+from trtbuild.plan import BuildPlan, check_conflicts  # noqa: E402
+from trtbuild.plan import onnx_has_low_precision as plan_low_precision  # noqa: E402
 from trtbuild.trt.compat import (  # noqa: E402
     cuda_device,
     has_calibrators,
     has_precision_flags,
     member,
-    needs_explicit_batch,
 )
 from trtbuild.trt.dtypes import dtype_name, from_trtexec  # noqa: E402
 from trtbuild.trt.logger import get_logger  # noqa: E402
@@ -191,8 +191,9 @@ def build_engine(
             raise TrtbuildError(f"TensorRT {_version()} could not create a builder ({exc}): {_errors(logger)}. "
                                 "Check that a GPU and driver are visible (nvidia-smi).") from None  # fmt: skip
         _load_dynamic_plugins(builder, spec.system.dynamic_plugins)
-        network = builder.create_network(_network_flags(b.strongly_typed, applied))
+        network = builder.create_network(_network_flags(plan, applied))
         config = builder.create_builder_config()
+        defaults = _builder_flag_state(config)
         parser = trt.OnnxParser(network, logger)
         _apply_parser_flags(parser, config, b)
         _parse(parser, plan.model.path, logger)
@@ -204,6 +205,7 @@ def build_engine(
         cache = _TimingCache(b.timing_cache_file, plan.timing_cache_ignore_mismatch) if b.timing_cache_file else None
         if cache is not None:
             cache.attach(config)
+        _check_applied(plan, network, defaults, config)
         io_tensors = _network_io(network)
         interrupt.check()
         serialized, build_time = _run_build(builder, network, config, logger, show_progress, interrupt)
@@ -220,7 +222,7 @@ def build_engine(
         precision={"requested": precision.requested, "path": precision.path, "builder_flags": applied.flags,
                    **({"pipeline": precision_record} if precision_record else {})},  # fmt: skip
         build_time_s=build_time,
-        extra={"builder_settings": applied.settings, "recipe_sha256": plan.recipe_sha256},
+        extra={"builder_settings": applied.settings, "recipe_sha256": plan.recipe_sha256, "build_plan": plan.decisions()},
     )
     engine_file.write_engine(engine_path, data, manifest)
     log.info("Engine built in %.1f s: %s (%.2f MiB); manifest %s", build_time, engine_path, len(data) / (1 << 20),
@@ -238,136 +240,55 @@ def _errors(logger: Any) -> str:
 
 
 def _check_combinations(plan: BuildPlan) -> None:
-    b = plan.spec.build
-    if b.plugin_instance_norm and (b.version_compatible or b.hardware_compatibility_level == "ampere+"):
-        raise SpecError("--pluginInstanceNorm cannot be combined with --versionCompatible or "
-                        "--hardwareCompatibilityLevel=ampere+: those need the native InstanceNorm; drop one.")  # fmt: skip
-    if b.no_builder_cache and b.timing_cache_file:
-        raise SpecError("--noBuilderCache disables the timing cache that --timingCacheFile would load and save; drop one.")
-    if b.sparsity == "force":
-        raise SpecError("--sparsity=force (prune weights to 2:4 at build time) is deprecated and not supported by "
-                        "trtbuild; prune the model first (e.g. with ModelOpt sparsity) and build with --sparsity=enable.")  # fmt: skip
-    if b.build_dla_standalone:
-        # trtexec's help (sampleOptions.cpp): the output "can be loaded by cuDLA", and trtexec skips inference for
-        # it. It is not a TensorRT plan, so it could be neither written as model.engine (checked for the plan
-        # tag) nor run; refuse before the build instead of after it.
-        raise SpecError("--buildDLAStandalone builds a cuDLA loadable, not a TensorRT engine, and trtbuild writes, "
-                        "checks and runs TensorRT engines only; build the loadable with `trtexec --onnx=MODEL "
-                        "--useDLACore=N --buildDLAStandalone --saveEngine=model.dla` and load it with cuDLA.")
+    check_conflicts(plan.spec)  # the plan refused these already; a hand-edited plan is refused again
 
 
 def _plan_precision(plan: BuildPlan, calibrator: Any) -> _Precision:
-    """Which builder flags and calibrator the requested precision needs on this TensorRT."""
+    """The plan's precision flags and calibrator; what this TensorRT cannot do is refused before building."""
     b = plan.spec.build
     requested = [name for name in ("fp16", "bf16", "int8", "fp8", "int4", "best") if getattr(b, name)]
-    has_qdq = any(op in plan.model.op_histogram for op in QDQ_OPS)
-    if not has_precision_flags(trt):
-        return _precision_strongly_typed(plan, calibrator, requested, has_qdq)
-    if b.strongly_typed:
-        if requested or calibrator is not None or b.calib:
-            raise SpecError(
-                f"--stronglyTyped takes every type from the ONNX, so it cannot be combined with "
-                f"{', '.join('--' + r for r in requested) or 'a calibrator'}; drop --stronglyTyped, or cast/quantize the "
-                "ONNX first (`trtbuild cast` / `trtbuild quantize`) and build that with --stronglyTyped alone."
-            )
-        if b.precision_constraints or b.layer_precisions or b.layer_output_types:
-            raise SpecError("--precisionConstraints/--layerPrecisions/--layerOutputTypes do not apply to a strongly "
-                            "typed network (--stronglyTyped); put casts in the ONNX instead.")  # fmt: skip
-        return _Precision(requested, [], None, "strongly typed network: types from the ONNX")
-    flags: list[str] = []
-    for name, flag in (("fp16", "FP16"), ("bf16", "BF16"), ("fp8", "FP8"), ("int4", "INT4")):
-        if getattr(b, name):
-            flags.append(flag)
-    if b.best:
-        flags += ["FP16"] + (["BF16"] if member(trt.BuilderFlag, "BF16") is not None else [])
-    int8_requested = b.int8 or b.best
-    cal = None
-    if has_qdq:
-        flags.append("INT8")
-        path = "explicit quantization: Q/DQ nodes in the ONNX, INT8 flag set"
-        if calibrator is not None or b.calib:
-            log.warning("The ONNX has Q/DQ nodes: its scales are used and the calibrator/cache is ignored.")
-    elif int8_requested and (calibrator is not None or b.calib):
-        flags.append("INT8")
-        cal = calibrator if calibrator is not None else _cache_calibrator(b.calib)
-        path = "implicit INT8 with " + ("the given calibrator" if calibrator is not None else f"calibration cache {b.calib}")
-    elif b.int8:
+    installed = _dialect(_version())
+    if installed != plan.target_major:
         raise SpecError(
-            "--int8 on a model without Q/DQ nodes needs calibration: give a calibration cache (--calib FILE) or "
-            "calibration data (a calibrator), or quantize the ONNX first (`trtbuild quantize`) and build that."
+            f"The build plan was written for TensorRT {plan.target_major}.x, but TensorRT {_version()} is installed; "
+            f"plan again for this TensorRT (drop --trtexec-version, or pack the recipe with --trtexec-version {installed})."
         )
+    if plan.conversions and plan.converted_from is None:
+        steps = ", ".join(f"{c.kind} ({c.converter})" for c in plan.conversions)
+        raise SpecError(f"The plan converts the ONNX first ({steps}); build it with trtbuild.build.build_from_plan, "
+                        "which runs those conversions, not with the TensorRT builder alone.")  # fmt: skip
+    planned = plan.calibrator
+    if planned is None:
+        if calibrator is not None:
+            raise SpecError("A calibrator was given, but the plan has no implicit INT8 calibration (add --int8, or "
+                            "drop the calibrator).")  # fmt: skip
+        cal = None
+    elif calibrator is not None:
+        cal = calibrator
+    elif planned.data is None and planned.cache:
+        cal = _cache_calibrator(planned.cache)
     else:
-        if b.best:
-            log.warning("--best: INT8 left off (no Q/DQ nodes and no calibration data); FP16/BF16 allowed.")
-        path = "weakly typed: " + ("builder flags " + ", ".join(flags) if flags else "FP32/TF32")
-    if calibrator is not None and cal is None and not has_qdq:
-        raise SpecError("A calibrator was given without --int8 (or --best); add --int8 or drop the calibrator.")
-    return _Precision(requested, list(dict.fromkeys(flags)), cal, path)
+        raise SpecError(f"The plan calibrates INT8 with {planned.kind} from calibration data, but no calibrator was "
+                        "made from it; build with trtbuild.build.build_from_plan and the same calibration options.")  # fmt: skip
+    if cal is not None and (not has_calibrators(trt) or not has_precision_flags(trt)):
+        raise _unsupported("INT8 calibration", "IInt8EntropyCalibrator2")
+    if plan.target_major >= 11:
+        path = "strongly typed (TensorRT 11): types from the ONNX"
+        if plan.precision_path == "qdq" or plan.conversions and plan.conversions[-1].kind == "int8-qdq":
+            path += ", explicit Q/DQ quantization"
+    else:
+        path = "; ".join(plan.precision_steps)
+    return _Precision(requested, list(plan.precision_flags), cal, path)
 
 
-def _precision_strongly_typed(plan: BuildPlan, calibrator: Any, requested: list[str], has_qdq: bool) -> _Precision:
-    """TensorRT 11.x: no precision flags and no calibrators; types come from the ONNX."""
-    b = plan.spec.build
-    version = _version()
-    if calibrator is not None or b.calib or b.calib_profile is not None:
-        raise SpecError(
-            f"TensorRT {version} has no INT8 calibrators (removed in 11.0): quantize the ONNX to Q/DQ with calibration "
-            "data first (`trtbuild quantize MODEL.onnx --int8 --calib-data DIR`) and build that model."
-        )
-    for name in ("fp8", "int4", "best"):
-        if getattr(b, name):
-            raise SpecError(f"TensorRT {version} has no --{name} builder option: quantize the ONNX with ModelOpt "
-                            "(Q/DQ) and build it without precision flags.")  # fmt: skip
-    if b.precision_constraints or b.layer_precisions or b.layer_output_types:
-        raise SpecError(f"TensorRT {version} networks are strongly typed: --precisionConstraints, --layerPrecisions "
-                        "and --layerOutputTypes were removed; put casts in the ONNX instead.")  # fmt: skip
-    steps = []
-    if (b.fp16 or b.bf16) and not onnx_has_low_precision(plan.model.path):
-        steps.append(f"`trtbuild cast {plan.model.path} --fp16 -o MODEL.fp16.onnx`")
-    if b.int8 and not has_qdq:
-        steps.append(f"`trtbuild quantize {plan.model.path} --int8 --calib-data DIR -o MODEL.int8.onnx`")
-    if steps:
-        wanted = " and ".join("--" + r for r in requested if r in ("fp16", "bf16", "int8"))
-        raise TrtbuildError(
-            f"TensorRT {version} has no builder flag for {wanted}: precision comes from the ONNX, and "
-            f"{plan.model.path} has not been converted. Run the ONNX precision pipeline first "
-            f"({' then '.join(steps)}) and build the converted model."
-        )
-    path = "strongly typed (TensorRT 11): types from the ONNX"
-    if has_qdq:
-        path += ", explicit Q/DQ quantization"
-    return _Precision(requested, [], None, path)
+def _dialect(version: str) -> int:
+    major = int(version.split(".")[0]) if version.split(".")[0].isdigit() else 10
+    return 8 if major <= 9 else (11 if major >= 11 else 10)
 
 
 def onnx_has_low_precision(path: str) -> bool:
-    """Whether the ONNX already computes in FP16/BF16 (a cast model), judged from its declared types."""
-    from onnx import TensorProto
-
-    from trtbuild.model.load import load_onnx
-
-    low = {TensorProto.FLOAT16, TensorProto.BFLOAT16}
-    model = load_onnx(path, load_weights=False)
-
-    def graph_has(graph: Any) -> bool:
-        for init in graph.initializer:
-            if init.data_type in low:
-                return True
-        for value in list(graph.input) + list(graph.output) + list(graph.value_info):
-            if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type in low:
-                return True
-        for node in graph.node:
-            for attr in node.attribute:
-                if node.op_type == "Cast" and attr.name == "to" and attr.i in low:
-                    return True
-                if attr.HasField("t") and attr.t.data_type in low:
-                    return True
-                if attr.HasField("g") and graph_has(attr.g):
-                    return True
-                if any(graph_has(g) for g in attr.graphs):
-                    return True
-        return False
-
-    return graph_has(model.graph)
+    """Kept for callers of the old location; the plan decides (:func:`trtbuild.plan.onnx_has_low_precision`)."""
+    return plan_low_precision(path)
 
 
 def _cache_calibrator(path: str | None) -> Any:
@@ -403,20 +324,53 @@ def _cache_calibrator(path: str | None) -> Any:
 # Network and parser
 
 
-def _network_flags(strongly_typed: bool, applied: _Applied) -> int:
+def _network_flags(plan: BuildPlan, applied: _Applied) -> int:
+    """The plan's NetworkDefinitionCreationFlags (EXPLICIT_BATCH on 8.x, STRONGLY_TYPED on request on 10.x)."""
     ncf = trt.NetworkDefinitionCreationFlag
     flags = 0
-    if needs_explicit_batch(trt):  # 8.x only: ONNX networks must be explicit batch
-        flags |= 1 << int(getattr(ncf, "EXPLICIT_BATCH"))  # noqa: B009 - removed in 11.x
-        applied.flags.append("NetworkDefinitionCreationFlag.EXPLICIT_BATCH")
-    if strongly_typed and has_precision_flags(trt):  # 10.x on request; 11.x is always strongly typed
-        typed = member(ncf, "STRONGLY_TYPED")
-        if typed is None:
-            raise _unsupported("--stronglyTyped", "NetworkDefinitionCreationFlag.STRONGLY_TYPED",
-                               "Strongly typed networks need TensorRT 10; drop the option on this version.")  # fmt: skip
-        flags |= 1 << int(typed)
-        applied.flags.append("NetworkDefinitionCreationFlag.STRONGLY_TYPED")
+    for name in plan.network_flags:
+        found = member(ncf, name)
+        if found is None:
+            raise _unsupported("--stronglyTyped" if name == "STRONGLY_TYPED" else "an ONNX network",
+                               f"NetworkDefinitionCreationFlag.{name}")  # fmt: skip
+        flags |= 1 << int(found)
+        applied.flags.append(f"NetworkDefinitionCreationFlag.{name}")
     return flags
+
+
+def _builder_flag_state(config: Any) -> set[int]:
+    """The BuilderFlag values set on ``config`` (values, not names: aliases such as WEIGHTLESS = STRIP_PLAN).
+
+    Read as Polygraphy's str_from_config does (backend/trt/util.py: ``BuilderFlag.__members__`` with
+    ``config.get_flag``; networks: ``hasattr(network, "get_flag") and network.get_flag(flag)``).
+    """
+    members = getattr(trt.BuilderFlag, "__members__", {})
+    return {int(value) for value in members.values() if config.get_flag(value)}
+
+
+def _flag_names(values: set[int], planned: list[str]) -> list[str]:
+    names = {int(v): n for n, v in reversed(list(getattr(trt.BuilderFlag, "__members__", {}).items()))}
+    names.update({int(f): n for n in planned if (f := member(trt.BuilderFlag, n)) is not None})
+    return sorted(names.get(v, str(v)) for v in values)
+
+
+def _check_applied(plan: BuildPlan, network: Any, before: set[int], config: Any) -> None:
+    """After configuring: exactly the plan's BuilderFlags set (and cleared), its network flags on."""
+    after = _builder_flag_state(config)
+    problems = []
+    for what, got, planned in (("set", after - before, plan.builder_flags),
+                               ("cleared", before - after, plan.cleared_builder_flags)):  # fmt: skip
+        want = {int(f) for n in planned if (f := member(trt.BuilderFlag, n)) is not None}
+        if got != want or len(want) != len(planned):
+            problems.append(f"BuilderFlags {what} {_flag_names(got, planned)}, planned {sorted(planned)}")
+    get_flag = getattr(network, "get_flag", None)
+    if get_flag is not None:
+        missing = [n for n in plan.network_flags if not get_flag(member(trt.NetworkDefinitionCreationFlag, n))]
+        if missing:
+            problems.append(f"network flags {missing} planned but not set")
+    if problems:
+        raise TrtbuildError(f"TensorRT {_version()} was configured differently from the build plan ({'; '.join(problems)}); "
+                            "this is a trtbuild bug: report it with the plan (`trtbuild build ... --dry-run --json`).")  # fmt: skip
 
 
 def _set_parser_flag(parser: Any, name: str, option: str, *, clear: bool = False) -> None:
