@@ -144,3 +144,27 @@ def test_batch_by_batch_scales_match_all_at_once_on_the_corpus(model_id: str, tm
     feeds = inputs.real_samples(model_id, root, 10)
     chunked, whole = _scales_both_ways(fetch.model_path(model), feeds, tmp_path, entropy_amax)
     _assert_close(chunked, whole)
+
+
+def test_two_passes_give_exactly_the_histogram_of_all_samples() -> None:
+    from trtbuild.model.histogram import AbsHistogram
+
+    rng = np.random.default_rng(5)
+    batches = [rng.standard_normal(5000).astype(np.float32) * scale for scale in (0.1, 3.0, 1.0, 7.5)]
+    batches[1][:3] = [np.inf, -np.inf, np.nan]  # dropped, never a range
+    histogram = AbsHistogram(bins=512)
+    for batch in batches:
+        histogram.widen("t", batch)
+    for batch in batches:
+        histogram.add("t", batch)
+    values = np.abs(np.concatenate(batches))
+    values = values[np.isfinite(values)]
+    assert histogram.amax["t"] == float(values.max())
+    expected, _ = np.histogram(values, bins=512, range=(0.0, float(values.max())))
+    assert np.array_equal(histogram.counts["t"], expected)
+
+    merged = AbsHistogram(bins=512)  # one pass: re-binned whenever a batch reaches further, so only close
+    for batch in batches:
+        merged.add("t", batch)
+    assert merged.amax["t"] == histogram.amax["t"] and merged.counts["t"].sum() == expected.sum()
+    assert not np.array_equal(merged.counts["t"], expected)

@@ -34,11 +34,9 @@ class AbsHistogram:
     def add(self, name: str, values: np.ndarray) -> None:
         import numpy as np
 
-        flat = np.abs(np.asarray(values, dtype=np.float32).ravel())
-        flat = flat[np.isfinite(flat)]
+        flat, peak = _finite_abs(values)
         if flat.size == 0:
             return
-        peak = float(flat.max())
         old = self.counts.get(name)
         top = self.amax.get(name, 0.0)
         if old is None or peak > top:  # a range set by widen() is kept: binned once, never re-binned
@@ -57,11 +55,7 @@ class AbsHistogram:
         fixes every range, so the counting pass bins each batch once, over the final range."""
         import numpy as np
 
-        flat = np.abs(np.asarray(values, dtype=np.float32).ravel())
-        peak = float(flat.max()) if flat.size else 0.0
-        if not np.isfinite(peak):
-            flat = flat[np.isfinite(flat)]
-            peak = float(flat.max()) if flat.size else 0.0
+        flat, peak = _finite_abs(values)
         if flat.size:
             self.amax[name] = max(self.amax.get(name, 0.0), peak, float(np.finfo(np.float32).tiny))
 
@@ -80,3 +74,15 @@ class AbsHistogram:
             return 0.0
         index = int(np.searchsorted(np.cumsum(counts), total * percent / 100.0))
         return float(self.edges(name)[min(index + 1, self.bins)])
+
+
+def _finite_abs(values: np.ndarray) -> tuple[np.ndarray, float]:
+    """|values| as a flat float32 array without inf/NaN, and its maximum (0 when empty)."""
+    import numpy as np
+
+    flat = np.abs(np.asarray(values, dtype=np.float32).ravel())
+    peak = float(flat.max()) if flat.size else 0.0
+    if not np.isfinite(peak):  # filtering copies the tensor: only when there is something to drop
+        flat = flat[np.isfinite(flat)]
+        peak = float(flat.max()) if flat.size else 0.0
+    return flat, peak
