@@ -341,11 +341,46 @@ def _polygraphy_logging(verbose: bool) -> Iterator[None]:
         yield
 
 
+#: a swap threshold no array reaches: Polygraphy keeps every output in memory, as with swapping off
+_NEVER_SWAP_MB = 1 << 40
+
+
+@contextlib.contextmanager
+def _without_torch_probe() -> Iterator[None]:
+    """Keep Polygraphy from importing torch when no runner uses it.
+
+    With array swapping off (POLYGRAPHY_ARRAY_SWAP_THRESHOLD_MB < 0, its default) Polygraphy's
+    ``IterationResult`` sums its outputs' sizes for a "very large outputs" hint, filtering them with
+    ``util.array.is_torch(arr) or util.array.is_numpy(arr)``: ``is_torch`` comes first and calls
+    ``torch.is_importable()``, which imports torch whenever it is installed (about 2 s and 200-300 MB)
+    even though every output is a NumPy array. A threshold no array reaches also keeps every array in
+    memory but skips that hint, so the probe never runs; the rest of Polygraphy's array code dispatches
+    on ``is_numpy`` before ``is_torch``. A threshold the user set is left as it is.
+    """
+    from polygraphy import config
+
+    saved = config.ARRAY_SWAP_THRESHOLD_MB
+    if saved < 0:
+        config.ARRAY_SWAP_THRESHOLD_MB = _NEVER_SWAP_MB
+    try:
+        yield
+    finally:
+        config.ARRAY_SWAP_THRESHOLD_MB = saved
+
+
 def _simple_compare_func(tolerances: Tolerances) -> Any:
+    import numpy as np
     import polygraphy.comparator as pc
 
     simple = getattr(pc, "SimpleCompareFunc", None)
-    kwargs = {"atol": dict(tolerances.atol), "rtol": dict(tolerances.rtol), "check_error_stat": dict(tolerances.stat)}
+    # NumPy scalars, not floats: the elementwise check calls util.array.greater(absdiff, atol), whose
+    # dispatch asks is_numpy and then is_torch of the second operand; a Python float fails is_numpy and
+    # reaches is_torch, which imports torch (see _without_torch_probe).
+    kwargs = {
+        "atol": {k: np.float64(v) for k, v in tolerances.atol.items()},
+        "rtol": {k: np.float64(v) for k, v in tolerances.rtol.items()},
+        "check_error_stat": dict(tolerances.stat),
+    }
     if simple is not None:
         return simple(**kwargs)
     return pc.CompareFunc.simple(**kwargs)  # Polygraphy < 0.50
@@ -388,7 +423,7 @@ def run_comparison(
     wrapped = [as_polygraphy_runner(r, r.name) for r in runners]
     pairs = [(i, ref) for i in range(len(runners)) if i != ref]
     try:
-        with _polygraphy_logging(verbose):
+        with _polygraphy_logging(verbose), _without_torch_probe():
             run_results = Comparator.run(wrapped, data_loader=[dict(f.arrays) for f in feeds])
             accuracy = Comparator.compare_accuracy(
                 run_results, comparisons=pairs, compare_func=_simple_compare_func(tolerances)

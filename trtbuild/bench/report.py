@@ -32,7 +32,7 @@ def summary_lines(summary: Summary, *, title: str = "") -> list[str]:
         info.append(f"=== {title} ===")
     info.append(f"Timing mode: {s.mode.label()}")
     info.append(f"Warmup completed {s.warmup_queries} queries over {format_number(s.warm_up_ms)} ms")
-    info.append(f"Timing trace has {s.queries} queries over {format_number(s.walltime_ms / 1000.0)} s")
+    info.append(f"Timing trace has {s.queries} queries over {format_number(s.walltime_s)} s")
     info.append("")
     info.append("=== Performance summary ===")
     info.append(f"Throughput: {format_number(s.throughput_qps)} qps")
@@ -45,10 +45,10 @@ def summary_lines(summary: Summary, *, title: str = "") -> list[str]:
         info.append(metric_line("H2D Latency", s.h2d, pct))
         info.append(metric_line("GPU Compute Time", s.compute, pct))
         info.append(metric_line("D2H Latency", s.d2h, pct))
-        info.append(f"Total Host Walltime: {format_number(s.walltime_ms / 1000.0)} s")
+        info.append(f"Total Host Walltime: {format_number(s.walltime_s)} s")
         info.append(f"Total GPU Compute Time: {format_number(s.total_compute_s)} s")
     else:  # CPU backends: Latency is the host-clock time of infer (no enqueue/transfer split exists)
-        info.append(f"Total Host Walltime: {format_number(s.walltime_ms / 1000.0)} s")
+        info.append(f"Total Host Walltime: {format_number(s.walltime_s)} s")
         info.append(f"Total Host Compute Time: {format_number(s.total_compute_s)} s")
     lines = [f"[I] {line}".rstrip() for line in info]
     lines += [f"[W] {line}" for line in s.warnings]

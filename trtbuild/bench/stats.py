@@ -1,9 +1,11 @@
-"""trtexec's statistics, reproduced exactly (sampleReporting.cpp, TensorRT 11.1; reference/trtexec.md §7.1).
+"""trtexec's statistics, reproduced exactly (sampleReporting.cpp, TensorRT 10.13 and 11.1).
 
 trtexec stores every time as a C++ ``float`` and does its arithmetic in float32: the mean is a
 ``std::accumulate(..., 0.0F)`` over the sorted values, percentiles take a nearest-rank index computed in
 float32 (so N=1000 gives p99 = sorted[990], not the float64 989), the median of an even count averages
-the middle two. numpy.float32 reproduces each step bit for bit.
+the middle two; walltime, throughput and the total compute time are float expressions too (an integer
+count meets a float and becomes a float). numpy.float32 reproduces each step bit for bit on x86-64
+(no fused multiply-add; a build that fuses ``acc + diff * diff`` could differ in the CoV's last bit).
 """
 
 from __future__ import annotations
@@ -89,6 +91,43 @@ def coeff_of_variation(sorted_values: Any, mean_value: float) -> float:
     diff = values - m
     variance = np.cumsum(diff * diff, dtype=np.float32)[-1] / np.float32(values.size)
     return float(np.sqrt(variance) / m * np.float32(100.0))
+
+
+def walltime_ms(first_h2d_start: float, last_d2h_end: float, *, float_stamps: bool = True) -> float:
+    """``trace.back().d2hEnd - noWarmup->h2dStart``: float stamps subtracted in float.
+
+    ``float_stamps=False`` (host-clock stamps in float64 ms) subtracts first and rounds once, the rule
+    the per-query durations of host-clock runs follow too.
+    """
+    import numpy as np
+
+    if float_stamps:
+        return float(np.float32(last_d2h_end) - np.float32(first_h2d_start))
+    return float(np.float32(last_d2h_end - first_h2d_start))
+
+
+def throughput(queries: int, walltime: float, batch: int = 1) -> float:
+    """``batchSize * timings.size() / walltimeMs * 1000``: the integer product becomes a float, then float
+    division and product. trtexec's batch is 1 for explicit-batch engines (queries/s); with ``batch``
+    the same expression gives samples/s."""
+    import numpy as np
+
+    with np.errstate(divide="ignore", invalid="ignore"):  # a zero walltime gives inf, as in C++
+        return float(np.float32(batch * queries) / np.float32(walltime) * np.float32(1000))
+
+
+def walltime_s(walltime: float) -> float:
+    """``walltimeMs / 1000`` in float ("Total Host Walltime", "Timing trace has N queries over X s")."""
+    import numpy as np
+
+    return float(np.float32(walltime) / np.float32(1000))
+
+
+def total_compute_s(mean_ms: float, queries: int) -> float:
+    """``gpuComputeResult.mean * timings.size() / 1000`` in float ("Total GPU Compute Time")."""
+    import numpy as np
+
+    return float(np.float32(mean_ms) * np.float32(queries) / np.float32(1000))
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,7 @@ def make_row(
         "min_duration_s": options.duration_s,
         "queries": summary.queries,
         "warmup_queries": summary.warmup_queries,
-        "walltime_s": summary.walltime_ms / 1000.0,
+        "walltime_s": summary.walltime_s,
         "throughput_qps": summary.throughput_qps,
         "throughput_samples_s": summary.throughput_samples,
         "total_compute_s": summary.total_compute_s,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtbuild.bench import stats as reporting  # trtexec float expressions (summarize has a local "stats")
 from trtbuild.bench.stats import (
     DEFAULT_PERCENTILES,
     ENQUEUE_BOUND_FACTOR,
@@ -316,13 +317,18 @@ class Summary:
 
     @property
     def throughput_samples(self) -> float:
-        """Samples per second: batch x queries per second (trtexec's qps counts queries only)."""
-        return self.batch * self.throughput_qps
+        """Samples per second: trtexec's throughput expression with the batch (its qps counts queries only)."""
+        return reporting.throughput(self.queries, self.walltime_ms, self.batch)
 
     @property
     def total_compute_s(self) -> float:
-        """trtexec's "Total GPU Compute Time": compute.mean * N / 1000."""
-        return self.compute.mean * self.queries / 1000.0
+        """trtexec's "Total GPU Compute Time": compute.mean * N / 1000 in float."""
+        return reporting.total_compute_s(self.compute.mean, self.queries)
+
+    @property
+    def walltime_s(self) -> float:
+        """trtexec's "Total Host Walltime": walltime / 1000 in float."""
+        return reporting.walltime_s(self.walltime_ms)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -331,7 +337,7 @@ class Summary:
             "warmup_queries": self.warmup_queries,
             "warm_up_ms": self.warm_up_ms,
             "batch": self.batch,
-            "walltime_s": self.walltime_ms / 1000.0,
+            "walltime_s": self.walltime_s,
             "throughput_qps": self.throughput_qps,
             "throughput_samples_per_s": self.throughput_samples,
             "total_compute_s": self.total_compute_s,
@@ -373,8 +379,10 @@ def summarize(
             f"No query ran after the {warm_up_ms:g} ms warm-up ({len(traces)} warm-up queries); raise --iterations "
             "or --duration."
         )
-    walltime_ms = float(measured.d2h_end[-1] - measured.h2d_start[0])
-    throughput = n / walltime_ms * 1000.0 if walltime_ms > 0 else math.inf
+    walltime_ms = reporting.walltime_ms(
+        measured.h2d_start[0], measured.d2h_end[-1], float_stamps=measured.clock == CLOCK_CUDA
+    )
+    throughput = reporting.throughput(n, walltime_ms) if walltime_ms > 0 else math.inf
     d = measured.durations()
     stats = {name: metric_stats(values, percentiles) for name, values in d.items()}
     summary = Summary(

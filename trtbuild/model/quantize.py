@@ -16,6 +16,7 @@ ONNX Runtime.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import os
@@ -47,7 +48,7 @@ DEFAULT_PERCENTILE = 99.99
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 #: part of a range cache's provenance: bump when the range computation changes so old caches rebuild
-RANGES_VERSION = 2
+RANGES_VERSION = 3
 
 
 #: QuantizeLinear/DequantizeLinear take an ``axis`` (per-channel scales) from opset 13
@@ -434,8 +435,9 @@ def _quantize_ort(
                     calibrate_method=CalibrationMethod.Percentile,  # exposes every tensor to calibrate
                     extra_options={"symmetric": True},
                 )
-                task = bar.add_task("INT8 calibration", total=calib.num_batches("calib"))
-                batches = calib.batches("calib", pad_last=static_batch)
+                passes = 1 if opts.method == "minmax" else 2
+                task = bar.add_task("INT8 calibration", total=calib.num_batches("calib") * passes)
+                batches = functools.partial(calib.batches, "calib", pad_last=static_batch)
                 candidates = _histogram_ranges(calibrator, batches, opts, lambda: bar.advance(task))
             del calibrator
         if len(candidates) > 1:
@@ -524,10 +526,18 @@ def entropy_amax(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = 
 
 
 def _histogram_ranges(
-    calibrator: Any, batches: Iterator[dict[str, np.ndarray]], opts: QuantizeOptions, advance: Callable[[], None]
+    calibrator: Any,
+    batches: Callable[[], Iterator[dict[str, np.ndarray]]],
+    opts: QuantizeOptions,
+    advance: Callable[[], None],
 ) -> dict[str, Any]:
     """Ranges per calibration method from |x| histograms, filled one batch at a time through the
-    calibrator's augmented session (every tensor to calibrate is one of its outputs)."""
+    calibrator's augmented session (every tensor to calibrate is one of its outputs).
+
+    Two passes over ``batches()`` when a method needs histograms: the first fixes each tensor's range,
+    the second counts over it, so the histograms equal one over all samples at once (merging re-binned
+    ones moved entropy thresholds by up to 40 %). Min-max needs only the first.
+    """
     import numpy as np
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import TensorData, TensorsData
@@ -538,19 +548,21 @@ def _histogram_ranges(
     session = calibrator.infer_session
     wanted = set(calibrator.tensors_to_calibrate)
     names = [o.name for o in session.get_outputs()]
-    for batch in batches:
-        for name, value in zip(names, session.run(None, batch)):
-            if name in wanted:
-                histogram.add(name, value)
-        advance()
+    methods = AUTO_METHODS if opts.method == "auto" else (opts.method,)
+    for record in (histogram.widen,) if methods == ("minmax",) else (histogram.widen, histogram.add):
+        for batch in batches():
+            for name, value in zip(names, session.run(None, batch)):
+                if name in wanted:
+                    record(name, value)
+            advance()
     ort_methods = {
         "minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }  # fmt: skip
     candidates: dict[str, Any] = {}
-    for method in AUTO_METHODS if opts.method == "auto" else (opts.method,):
+    for method in methods:
         data = {}
-        for name in histogram.counts:
+        for name in histogram.amax:
             if method == "entropy":
                 amax = entropy_amax(histogram.counts[name], histogram.edges(name))
             elif method == "percentile":
