@@ -1,4 +1,4 @@
-"""trtexec's statistics (reference/trtexec.md §7.1), checked on crafted samples."""
+"""trtexec's statistics (sampleReporting.cpp; docs/bench.md), checked on crafted samples."""
 
 from __future__ import annotations
 
