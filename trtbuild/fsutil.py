@@ -78,16 +78,17 @@ def check_output_file(path: str | os.PathLike[str], what: str = "output") -> Pat
 
 
 @contextlib.contextmanager
-def sigterm_cleanup() -> Iterator[None]:
-    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (a no-op elsewhere).
+def sigterm_cleanup(error: type[BaseException] = Terminated) -> Iterator[None]:
+    """Within the block, SIGTERM raises ``error`` (default :class:`Terminated`) in the main thread (a
+    no-op elsewhere).
 
     Without it, SIGTERM kills the process where it stands and temporary files (``.NAME.*.tmp``, staging
     folders) stay behind; with it, the same cleanup as for Ctrl-C runs. Code that needs its own SIGTERM
-    handling (the nightly runner) installs it inside this block.
+    handling (the nightly runner, with its own exception) nests another block inside this one.
     """
 
     def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
+        raise error()
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)

@@ -13,14 +13,14 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import TrtbuildError
+from trtbuild.fsutil import sigterm_cleanup
 
 if TYPE_CHECKING:
     from trtbuild.nightly.gate import GateResult
@@ -45,22 +45,6 @@ class RunOutcome:
 
 class _Terminated(Exception):
     """SIGTERM (cron or CI timeout): stop like Ctrl-C, marking the run interrupted."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_exception() -> Iterator[None]:
-    def handler(signum: int, frame: Any) -> None:
-        raise _Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def plan_cases(suite: Suite, *, only: Sequence[str] | None = None, shard: str | tuple[int, int] | None = None) -> list[Case]:
@@ -243,7 +227,7 @@ def _run_locked(stack: contextlib.ExitStack, store: ResultsStore, suite: Suite, 
         for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             extra_env.setdefault(name, str(threads))
     try:
-        with _sigterm_as_exception(), _progress(show_progress, len(todo)) as advance:
+        with sigterm_cleanup(_Terminated), _progress(show_progress, len(todo)) as advance:
             for i, case in enumerate(todo, 1):
                 advance(case.id)
                 record = _run_one(run, case, env, cache, extra_env, device_identity(env, case.backend))
