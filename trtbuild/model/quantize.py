@@ -181,7 +181,7 @@ def quantize_int8(
     written = onnx.load(str(out_path), load_external_data=False)
     result.opset = default_opset(written)
     _require_qdq(written, source)
-    result.check.raise_if_failed(f"The quantized model {out_path}")
+    result.check.raise_if_failed(f"The quantized model of {source.name}")
     if calib is not None:
         _validate_runs(out_path, next(calib.batches("calib")))
     log.info(
@@ -683,7 +683,7 @@ def _validate_runs(path: Path, feed: Mapping[str, np.ndarray]) -> None:
     try:
         outputs = run_model(path, feed)
     except Exception as exc:
-        raise QuantizationError(f"The quantized model {path} does not run in ONNX Runtime ({type(exc).__name__}: {exc}).") from None
+        raise QuantizationError(f"The quantized model does not run in ONNX Runtime ({type(exc).__name__}: {str(exc)[:300]}).") from None
     for name, value in outputs.items():
         if np.asarray(value).dtype.kind == "f" and not np.all(np.isfinite(value)):
             log.warning("The quantized model's output '%s' has inf/NaN values on the first calibration batch.", name)
