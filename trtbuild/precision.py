@@ -180,10 +180,9 @@ def prepare_for_precision(
     if path == "flags":
         return _flags_path(prepared, source, want_fp16, want_int8, opts, opt_shapes, out_dir, calib_algorithm)
     output = Path(defaults.get("conversion_output") or out_dir / f"{source.stem}.{'int8' if want_int8 else 'fp16'}.onnx")
-    return _onnx_path(
-        prepared, source, output, want_fp16, want_int8, opts, opt_shapes, target,
-        fp16_options, quantize_options, max_error, min_cosine, check_accuracy,
-    )  # fmt: skip
+    job = _Conversion(source, want_fp16, want_int8, opts, opt_shapes, target, "8.6" if target < 10 else str(target),
+                      fp16_options, quantize_options, max_error, min_cosine)  # fmt: skip
+    return _onnx_path(prepared, job, output, check_accuracy)
 
 
 def _default_dir(model_arg: Any, source: Path) -> Path:
@@ -277,41 +276,38 @@ def convert_onnx(
         path=str(source), precision_path="onnx", source=str(source), target_trt_major=major,
         requested=[n for n, on in (("fp16", fp16), ("int8", int8)) if on],
     )  # fmt: skip
-    return _onnx_path(
-        prepared, source, Path(output), fp16, int8, calib or CalibOptions(), profile_opt, major,
-        fp16_options, quantize_options, max_error, min_cosine, check_accuracy, target_text=str(target_trt),
-    )  # fmt: skip
+    job = _Conversion(source, fp16, int8, calib or CalibOptions(), profile_opt, major, str(target_trt),
+                      fp16_options, quantize_options, max_error, min_cosine)  # fmt: skip
+    return _onnx_path(prepared, job, Path(output), check_accuracy)
 
 
-def _onnx_path(
-    prepared: PreparedModel,
-    source: Path,
-    out: Path,
-    fp16: bool,
-    int8: bool,
-    opts: CalibOptions,
-    opt_shapes: dict[str, tuple[int, ...]] | None,
-    target: int,
-    fp16_options: Any,
-    quantize_options: Any,
-    max_error: float | None,
-    min_cosine: float | None,
-    check_accuracy: bool,
-    *,
-    target_text: str | None = None,
-) -> PreparedModel:
+@dataclass(frozen=True)
+class _Conversion:
+    """What the ONNX pipeline converts, and how (one request, shared by publishing and converting)."""
+
+    source: Path
+    fp16: bool
+    int8: bool
+    calib: CalibOptions
+    opt_shapes: dict[str, tuple[int, ...]] | None
+    target: int  # TensorRT major
+    target_text: str  # as given, e.g. "8.6" or "10.15"
+    fp16_options: Any
+    quantize_options: Any
+    max_error: float | None
+    min_cosine: float | None
+
+
+def _onnx_path(prepared: PreparedModel, job: _Conversion, out: Path, check_accuracy: bool) -> PreparedModel:
     """Convert into a staging file beside ``out``; publish it only after it loads, runs and passes."""
     from trtbuild.fsutil import staging_path
 
     if out.is_dir():
-        raise SpecError(f"The output {out} is a folder; give a file name, like {out / (source.stem + '.onnx')}.")
+        raise SpecError(f"The output {out} is a folder; give a file name, like {out / (job.source.stem + '.onnx')}.")
     out.parent.mkdir(parents=True, exist_ok=True)
     staged = staging_path(out)
     try:
-        report = _convert_staged(
-            prepared, source, staged, out, fp16, int8, opts, opt_shapes, target, fp16_options, quantize_options,
-            max_error, min_cosine, target_text or ("8.6" if target < 10 else str(target)),
-        )  # fmt: skip
+        report = _convert_staged(prepared, job, staged, out)
         if check_accuracy and not report.passed:
             report.candidate = str(out)
             report.raise_if_failed()
@@ -334,22 +330,11 @@ def _onnx_path(
     return prepared
 
 
-def _convert_staged(
-    prepared: PreparedModel,
-    source: Path,
-    out: Path,
-    final: Path,
-    fp16: bool,
-    int8: bool,
-    opts: CalibOptions,
-    opt_shapes: dict[str, tuple[int, ...]] | None,
-    target: int,
-    fp16_options: Any,
-    quantize_options: Any,
-    max_error: float | None,
-    min_cosine: float | None,
-    target_text: str,
-) -> AccuracyReport:
+def _convert_staged(prepared: PreparedModel, job: _Conversion, out: Path, final: Path) -> AccuracyReport:
+    """Convert ``job`` into ``out`` (the staging file) and judge it; ``final`` is where it will be published."""
+    source, fp16, int8, opts, opt_shapes, target = job.source, job.fp16, job.int8, job.calib, job.opt_shapes, job.target
+    fp16_options, quantize_options, target_text = job.fp16_options, job.quantize_options, job.target_text
+    max_error, min_cosine = job.max_error, job.min_cosine
     from trtbuild.model.accuracy import compare_models, thresholds_for
     from trtbuild.model.calib import open_calibration
 
