@@ -38,7 +38,8 @@ def build_from_plan(
     if plan.conversions:
         from trtbuild.precision import prepare_for_precision
 
-        prepared = prepare_for_precision(plan, calib=calib, target_trt_major=plan.target_major, precision_path="onnx")
+        prepared = prepare_for_precision(plan, calib=calib, target_trt_major=plan.target_major, precision_path="onnx",
+                                         repair=any(step.repair for step in plan.conversions))  # fmt: skip
         executed = _converted(plan, prepared.path)
     elif plan.calibrator is not None and plan.calibrator.data is not None and calibrator is None:
         from trtbuild.precision import prepare_for_precision

@@ -38,9 +38,11 @@ class ConversionStep:
     kind: Literal["fp16-cast", "int8-qdq"]
     converter: str  # trtbuild (FP16 pass) | onnxruntime (quantize_static) | modelopt
     output: str
+    repair: bool = False  # a failing accuracy verdict starts precision repair (trtbuild.model.repair)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "converter": self.converter, "output": self.output}
+        return {"kind": self.kind, "converter": self.converter, "output": self.output,
+                **({"repair": True} if self.repair else {})}  # fmt: skip
 
 
 @dataclass
@@ -393,10 +395,24 @@ def decide_precision(
     return _Precision(path, text, flags, [], calibrator, warnings)
 
 
+def _ask_repair(precision: _Precision) -> None:
+    """``--repair``: only conversions made here can be repaired (builder flags leave precision to TensorRT)."""
+    if not precision.conversions:
+        raise SpecError(
+            "--repair applies to the FP16/INT8 conversions of the ONNX precision path, and this build converts "
+            "nothing: add --precision-path onnx with --fp16 or --int8 (on TensorRT 11 that path is the default), or "
+            "drop --repair."
+        )
+    for step in precision.conversions:
+        step.repair = True
+    precision.steps[:] = [_describe(c) for c in precision.conversions] + precision.steps[len(precision.conversions):]
+
+
 def _describe(step: ConversionStep) -> str:
+    repair = ", repaired if its accuracy verdict fails" if step.repair else ""
     if step.kind == "int8-qdq":
-        return f"quantize the ONNX to INT8 Q/DQ with {step.converter} (calibration data) -> {step.output}"
-    return f"cast the ONNX to FP16 with {step.converter} (I/O kept FP32) -> {step.output}"
+        return f"quantize the ONNX to INT8 Q/DQ with {step.converter} (calibration data{repair}) -> {step.output}"
+    return f"cast the ONNX to FP16 with {step.converter} (I/O kept FP32{repair}) -> {step.output}"
 
 
 def _calibration_profile(spec: BuildSpec, dedicated: bool) -> str:
@@ -592,8 +608,12 @@ def plan_build(
     calib: CalibOptions | None = None,
     precision_path: str | None = None,
     external_calibrator: bool = False,
+    repair: bool = False,
 ) -> BuildPlan:
-    """Check ``spec`` against the model and decide everything a build does; needs no TensorRT or GPU."""
+    """Check ``spec`` against the model and decide everything a build does; needs no TensorRT or GPU.
+
+    ``repair`` asks the ONNX conversions to repair a failing accuracy verdict (``--repair``).
+    """
     model_arg = model if model is not None else spec.onnx
     if model_arg is None:
         raise SpecError("No model given: pass the .onnx path (or --onnx=model.onnx in trtexec form).")
@@ -624,6 +644,8 @@ def plan_build(
         warnings.append(f"onnx.checker: {report.checker}")
     precision = decide_precision(resolved, report, target, calib=calib, precision_path=precision_path,
                                  external_calibrator=external_calibrator, version=version)  # fmt: skip
+    if repair:
+        _ask_repair(precision)
     warnings += precision.warnings
     plan = BuildPlan(
         spec=resolved,

@@ -18,12 +18,15 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import SpecError
 from trtbuild.model.accuracy import AccuracyReport
 from trtbuild.model.calib import CalibOptions, CalibrationData
 from trtbuild.model.qdq_check import QdqReport
+
+if TYPE_CHECKING:
+    from trtbuild.model.repair import RepairJudge, RepairReport
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +126,7 @@ def prepare_for_precision(
     max_error: float | None = None,
     min_cosine: float | None = None,
     check_accuracy: bool = True,
+    repair: bool = False,
 ) -> PreparedModel:
     """Prepare ``plan_or_onnx`` (a BuildPlan, an ONNX path or ``zoo:NAME``) for the requested precision.
 
@@ -181,7 +185,7 @@ def prepare_for_precision(
         return _flags_path(prepared, source, want_fp16, want_int8, opts, opt_shapes, out_dir, calib_algorithm)
     output = Path(defaults.get("conversion_output") or out_dir / f"{source.stem}.{'int8' if want_int8 else 'fp16'}.onnx")
     job = _Conversion(source, want_fp16, want_int8, opts, opt_shapes, target, "8.6" if target < 10 else str(target),
-                      fp16_options, quantize_options, max_error, min_cosine)  # fmt: skip
+                      fp16_options, quantize_options, max_error, min_cosine, repair)  # fmt: skip
     return _onnx_path(prepared, job, output, check_accuracy)
 
 
@@ -258,12 +262,15 @@ def convert_onnx(
     max_error: float | None = None,
     min_cosine: float | None = None,
     check_accuracy: bool = True,
+    repair: bool = False,
 ) -> PreparedModel:
     """The ONNX pipeline on its own (``trtbuild cast`` / ``trtbuild quantize``): convert, check, compare.
 
     ``int8`` quantizes to Q/DQ (with ``fp16``: FP16 elsewhere where ModelOpt can do it); ``fp16`` alone
     casts. The accuracy report is written to ``output + .accuracy.json`` and, with
     ``check_accuracy``, raises :class:`trtbuild.model.accuracy.AccuracyError` past the thresholds.
+    ``repair`` keeps the fewest nodes in higher precision that make a failing conversion pass
+    (:mod:`trtbuild.model.repair`).
     """
     from trtbuild.model.load import resolve_model_path
     from trtbuild.model.qdq_check import parse_target_trt
@@ -277,7 +284,7 @@ def convert_onnx(
         requested=[n for n, on in (("fp16", fp16), ("int8", int8)) if on],
     )  # fmt: skip
     job = _Conversion(source, fp16, int8, calib or CalibOptions(), profile_opt, major, str(target_trt),
-                      fp16_options, quantize_options, max_error, min_cosine)  # fmt: skip
+                      fp16_options, quantize_options, max_error, min_cosine, repair)  # fmt: skip
     return _onnx_path(prepared, job, Path(output), check_accuracy)
 
 
@@ -296,6 +303,7 @@ class _Conversion:
     quantize_options: Any
     max_error: float | None
     min_cosine: float | None
+    repair: bool = False
 
 
 def _onnx_path(prepared: PreparedModel, job: _Conversion, out: Path, check_accuracy: bool) -> PreparedModel:
@@ -340,6 +348,10 @@ def _convert_staged(prepared: PreparedModel, job: _Conversion, out: Path, final:
 
     data = open_calibration(opts, source, profile_opt=opt_shapes, require=int8 and opts.cache is None)
     eval_feeds, held_out = _eval_feeds(data, source, opts, opt_shapes)
+    precision = "int8+fp16" if int8 and fp16 else "int8" if int8 else "fp16"
+    limits = thresholds_for(precision, max_error, min_cosine)
+    repair_judge = _repair_judge(source, data, eval_feeds, limits) if job.repair else None
+    repair: RepairReport | None = None
     if int8:
         from trtbuild.model.fp16 import modelopt_available
         from trtbuild.model.quantize import (
@@ -356,13 +368,15 @@ def _convert_staged(prepared: PreparedModel, job: _Conversion, out: Path, final:
         # The range cache sits beside the published model (a re-run reuses it), not beside the staging file.
         cache = opts.cache or str(default_cache_path(final))
         result = quantize_int8(
-            source, out, data, qopts, cache=cache, explicit_cache=opts.cache is not None, select_feeds=eval_feeds
+            source, out, data, qopts, cache=cache, explicit_cache=opts.cache is not None, select_feeds=eval_feeds,
+            repair=repair_judge,
         )
         prepared.converter, prepared.converter_version = result.quantizer, result.quantizer_version
         prepared.qdq_check = result.check
         prepared.provenance = result.calibration
         prepared.details["range_cache"] = result.cache
         prepared.steps.append(f"quantized to INT8 Q/DQ with {quantizer}: {result.check.summary()}")
+        repair = result.repair
         if fp16 and qopts.high_precision != "fp16":
             note = (
                 "layers outside the Q/DQ nodes stay FP32 (ONNX Runtime's quantizer); install nvidia-modelopt for "
@@ -371,7 +385,8 @@ def _convert_staged(prepared: PreparedModel, job: _Conversion, out: Path, final:
             if target >= 11:
                 log.warning("--fp16 with --int8 on TensorRT 11: %s.", note)
             prepared.steps.append(note if target >= 11 else "FP16 for the other layers comes from BuilderFlag.FP16")
-        precision = "int8+fp16" if fp16 and qopts.high_precision == "fp16" else "int8"
+        if qopts.high_precision != "fp16":
+            precision = "int8"
     else:
         from trtbuild.model.fp16 import Fp16Options, cast_fp16
 
@@ -397,12 +412,12 @@ def _convert_staged(prepared: PreparedModel, job: _Conversion, out: Path, final:
                 validate_feed=eval_feeds[0],
                 calibration_npz=npz,
             )
+            repair = _repair_fp16(source, out, fopts, cast, repair_judge, eval_feeds[0]) if repair_judge else None
         prepared.converter, prepared.converter_version = cast.converter, cast.converter_version
         prepared.provenance = data.provenance() if data is not None else None
         prepared.details["fp16"] = {k: v for k, v in cast.to_dict().items() if k != "path"}
         kept = f", {len(cast.blocked_nodes)} node(s) kept FP32" if cast.blocked_nodes else ""
         prepared.steps.append(f"cast to FP16 with {cast.converter} (I/O {'FP32' if cast.keep_io_types else 'FP16'}{kept})")
-        precision = "fp16"
     if target <= 10:
         prepared.builder_flags = (["FP16"] if fp16 else []) + (["INT8"] if int8 else [])
         prepared.steps.append(
@@ -411,11 +426,63 @@ def _convert_staged(prepared: PreparedModel, job: _Conversion, out: Path, final:
         )  # fmt: skip
     else:
         prepared.steps.append("build the strongly typed network without precision flags")
-    report = compare_models(
-        source, out, eval_feeds, precision=precision, thresholds=thresholds_for(precision, max_error, min_cosine),
-        held_out=held_out,
-    )  # fmt: skip
+    if repair is not None:
+        prepared.details["repair"] = repair.to_dict()
+        prepared.steps.append(repair.summary() + (f" (the same as {repair.reproduce()})" if repair.kept_nodes else ""))
+    report = compare_models(source, out, eval_feeds, precision=precision, thresholds=limits, held_out=held_out)
+    report.repair = repair.to_dict() if repair is not None else None
     prepared.accuracy_report = report
+    return report
+
+
+#: batches the repair search judges candidates on: the held-out ones first, then calibration ones
+REPAIR_BATCHES = 8
+
+
+def _repair_judge(
+    source: Path, data: CalibrationData | None, eval_feeds: list[dict[str, Any]], limits: Any
+) -> RepairJudge:
+    from trtbuild.model.repair import RepairJudge
+
+    if data is None:
+        log.warning("Repairing on seeded inputs: without --calib-data the nodes it keeps may not be the ones real "
+                    "inputs need.")  # fmt: skip
+    feeds = list(eval_feeds)[:REPAIR_BATCHES]
+    if data is not None and data.held_out:
+        for batch in data.batches("calib"):
+            if len(feeds) >= REPAIR_BATCHES:
+                break
+            feeds.append(batch)
+    return RepairJudge(source, feeds, held_out=min(len(eval_feeds), REPAIR_BATCHES), limits=limits)
+
+
+def _repair_fp16(
+    source: Path, out: Path, fopts: Any, cast: Any, repair_judge: RepairJudge, validate_feed: dict[str, Any]
+) -> RepairReport | None:
+    """Keep the fewest FP16 nodes in FP32 that make ``out`` pass; ``out`` then holds the repaired model."""
+    import shutil
+
+    from trtbuild.model.fp16 import cast_fp16, named_nodes
+    from trtbuild.model.load import load_onnx
+    from trtbuild.model.repair import fp16_units, node_weights, search
+
+    before = repair_judge.score(out)
+    if before.passed:
+        log.info("The FP16 model passes on the repair samples; nothing to repair.")
+        return None
+    fp32 = named_nodes(load_onnx(source, load_weights=False))
+    already = set(fopts.node_block_list) | set(cast.blocked_nodes)
+    # The range scan's verdicts stand; each attempt only adds nodes to keep.
+    base = replace(fopts, node_block_list=sorted(already), range_scan=False)
+
+    def convert(keep: list[str], path: Path) -> Path:
+        cast_fp16(source, path, replace(base, node_block_list=[*base.node_block_list, *keep]), validate_feed=validate_feed)
+        return path
+
+    with tempfile.TemporaryDirectory(prefix="trtbuild-repair-") as tmp:
+        best, report = search(fp16_units(fp32, already), convert, repair_judge, Path(tmp), precision="fp16",
+                              flag="--fp16-block-nodes", weights=node_weights(fp32), before=before)  # fmt: skip
+        shutil.copyfile(best, out)
     return report
 
 

@@ -89,8 +89,8 @@ def plan_schema() -> Any:
          "seed": Int, "eval_samples": Int, "batch_axis": Nullable(Str)},
         required=("data", "preprocess", "random", "seed", "eval_samples"), extra=False,
     )  # fmt: skip
-    return Obj({"decisions": MapOf(_AnyJson()), "precision_path": Nullable(Str), "calibration": Nullable(calibration)},
-               required=("decisions",))  # fmt: skip
+    return Obj({"decisions": MapOf(_AnyJson()), "precision_path": Nullable(Str), "calibration": Nullable(calibration),
+                "repair": Bool}, required=("decisions",))  # fmt: skip
 
 
 class _AnyJson(Schema):
@@ -135,19 +135,23 @@ def pack(
     trtexec_version: int | None = None,
     calib: CalibOptions | None = None,
     precision_path: str | None = None,
+    repair: bool = False,
 ) -> PackResult:
     """Plan the build (as ``build --dry-run`` does), then write the recipe tar atomically.
 
     ``output`` ending in ``.tar.gz`` or ``.tgz`` is gzip-compressed; anything else is a plain tar.
     Nothing is written when the plan refuses the options or a referenced file is missing. The plan's
-    decisions go into ``plan.json``; calibration data the plan reads goes into ``calib/data/``.
+    decisions go into ``plan.json``; calibration data the plan reads goes into ``calib/data/``. ``repair``
+    (``--repair``) is recorded there too: the device repairs its own conversion and its engine manifest
+    lists the nodes kept.
     """
     from trtbuild import __version__
     from trtbuild.plan import plan_build
     from trtbuild.spec import BuildSpec
 
     # raises before anything is written
-    plan = plan_build(spec, model, trtexec_version=trtexec_version, calib=calib, precision_path=precision_path)
+    plan = plan_build(spec, model, trtexec_version=trtexec_version, calib=calib, precision_path=precision_path,
+                      repair=repair)  # fmt: skip
     model_path = Path(plan.model.path)
     sources: dict[str, Path] = {}  # path in the recipe -> file on this machine
     onnx_name = f"{MODEL_DIR}/{model_path.name}"
@@ -190,7 +194,7 @@ def pack(
 
     # relative paths only: file names where the decisions name files on this host
     plan_doc = {"decisions": portable_decisions(plan.decisions()), "precision_path": precision_path,
-                "calibration": calibration}  # fmt: skip
+                "calibration": calibration, **({"repair": True} if repair else {})}  # fmt: skip
     spec_bytes = (json.dumps(recipe_spec.to_dict(), indent=2) + "\n").encode()
     out = Path(output)
     for name, src in sources.items():
@@ -710,8 +714,9 @@ def plan_from_recipe(
         spec.build.save_engine = f"{onnx_path.stem}.engine"  # in the current folder, not inside the recipe's
     if "timingCacheFile" in values:
         spec.build.timing_cache_file = values["timingCacheFile"]
-    stored, precision_path, calib = _read_plan(Path(dest).absolute(), recipe)
-    plan = plan_build(spec, onnx_path, trtexec_version=trtexec_version, calib=calib, precision_path=precision_path)
+    stored, precision_path, calib, repair = _read_plan(Path(dest).absolute(), recipe)
+    plan = plan_build(spec, onnx_path, trtexec_version=trtexec_version, calib=calib, precision_path=precision_path,
+                      repair=repair)  # fmt: skip
     if stored is not None:
         from trtbuild.plan import plan_differences
 
@@ -731,14 +736,17 @@ def plan_from_recipe(
     return plan
 
 
-def _read_plan(dest: Path, recipe: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, str | None, CalibOptions | None]:
-    """plan.json of an unpacked recipe (None for recipes packed before it existed): decisions, path, calibration."""
+def _read_plan(
+    dest: Path, recipe: str | os.PathLike[str]
+) -> tuple[dict[str, Any] | None, str | None, CalibOptions | None, bool]:
+    """plan.json of an unpacked recipe (None for recipes packed before it existed): decisions, path, calibration,
+    repair."""
     from trtbuild.model.calib import PRESETS, CalibOptions
     from trtbuild.schema import problem
 
     file = dest / PLAN_NAME
     if not file.is_file():
-        return None, None, None
+        return None, None, None, False
     try:
         doc = json.loads(file.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -760,4 +768,4 @@ def _read_plan(dest: Path, recipe: str | os.PathLike[str]) -> tuple[dict[str, An
                                   "does not hold; pack it again.")  # fmt: skip
             data = str(dest / name)
         calib = CalibOptions(data=data, **{k: v for k, v in cal.items() if k != "data"})
-    return dict(doc["decisions"]), doc.get("precision_path"), calib
+    return dict(doc["decisions"]), doc.get("precision_path"), calib, bool(doc.get("repair", False))

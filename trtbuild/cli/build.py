@@ -48,6 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "recipe's own size unless given)",
     )
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; build nothing")
+    add_repair_option(parser)
     parser.add_argument("--json", action="store_true", help="with --dry-run: print the plan as JSON")
     add_dialect_option(parser)
     add_build_options(parser)
@@ -61,6 +62,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(FP16 cast / INT8 Q/DQ; the only way on TensorRT 11)",
     )
     parser.set_defaults(run=run)
+
+
+def add_repair_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--repair", action="store_true",
+        help="on the ONNX precision path: when the converted model fails its accuracy verdict, keep the fewest nodes "
+        "in higher precision that make it pass (as `trtbuild quantize --repair`); the engine manifest lists them",
+    )
 
 
 def add_engine_output(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
                             "--staticPlugins when building from a model.")  # fmt: skip
         spec = spec_from_args(args)
         plan = plan_build(spec, args.model, trtexec_version=args.trtexec_version,  # type: ignore[arg-type]
-                          calib=calib_options_from_args(args), precision_path=args.precision_path)  # fmt: skip
+                          calib=calib_options_from_args(args), precision_path=args.precision_path,
+                          repair=args.repair)  # fmt: skip
     check_plan_inputs(plan)
     if args.dry_run:
         print_plan(plan, as_json=args.json)

@@ -86,5 +86,6 @@ def run(args: argparse.Namespace) -> int:
         max_error=args.max_error,
         min_cosine=args.min_cosine,
         check_accuracy=not args.no_accuracy_check,
+        repair=args.repair,
     )
     return report_prepared(prepared, args)

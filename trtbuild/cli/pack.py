@@ -48,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how --fp16/--int8 are met, as in `trtbuild build`: builder flags (TensorRT <= 10 default) or converting "
         "the ONNX first (the only way on TensorRT 11)",
     )
+    from trtbuild.cli.build import add_repair_option
+
+    add_repair_option(parser)
     parser.add_argument("-o", "--output", dest="recipe_out", metavar="RECIPE.tar",
                         help="the recipe file to write (default: MODEL.recipe.tar in the current folder; "
                         ".tar.gz or .tgz compresses it). --saveEngine ENGINE sets the engine's name that "
@@ -70,9 +73,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_file(out, "recipe")
     calib = calib_options_from_args(args)
     check_plan_inputs(plan_build(spec, args.model, trtexec_version=args.trtexec_version,  # type: ignore[arg-type]
-                                 calib=calib, precision_path=args.precision_path))  # fmt: skip
+                                 calib=calib, precision_path=args.precision_path, repair=args.repair))  # fmt: skip
     result = pack(spec, out, model=args.model, trtexec_version=args.trtexec_version,  # type: ignore[arg-type]
-                  calib=calib, precision_path=args.precision_path)  # fmt: skip
+                  calib=calib, precision_path=args.precision_path, repair=args.repair)  # fmt: skip
     if args.json:
         print(json.dumps({"recipe": str(result.path), "sha256": result.sha256, "size": result.size,
                           "manifest": result.manifest}, indent=2))  # fmt: skip
@@ -108,9 +111,10 @@ def plan_from_recipe_args(args: argparse.Namespace) -> BuildPlan:
         raise SpecError(f"Give either a model ({args.model}) or --recipe, not both: the recipe holds its own model.")
     if args.profiles:
         raise SpecError("--profiles cannot be combined with --recipe: the recipe carries its profiles; pack a new one.")
-    if getattr(args, "calib_data", None) or getattr(args, "precision_path", None) or getattr(args, "calib_random", False):
-        raise SpecError("--calib-data, --calib-random and --precision-path cannot be combined with --recipe: the recipe "
-                        "carries its calibration data and precision path; pack a new one.")  # fmt: skip
+    if (getattr(args, "calib_data", None) or getattr(args, "precision_path", None) or getattr(args, "calib_random", False)
+            or getattr(args, "repair", False)):  # fmt: skip
+        raise SpecError("--calib-data, --calib-random, --precision-path and --repair cannot be combined with --recipe: the "
+                        "recipe carries its calibration data and precision choices; pack a new one.")  # fmt: skip
     allowed = [name.strip() for value in args.allow_plugins for name in value.split(",") if name.strip()]
     max_size = None
     if args.recipe_max_size:

@@ -68,6 +68,9 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
                        help="fail when max|y - y_fp32| / max|y_fp32| exceeds X (default: fp16 0.01, int8 0.25)")
     group.add_argument("--min-cosine", metavar="X", type=float,
                        help="fail when the cosine similarity with FP32 is below X (default: fp16 0.999, int8 0.98)")
+    group.add_argument("--repair", action="store_true",
+                       help="when the check fails, find the fewest nodes to keep in higher precision that make it pass "
+                       "(per-node sensitivity, then bisection, on held-out and calibration samples) and write that model")
     group.add_argument("--no-accuracy-check", action="store_true",
                        help="write the model even when the accuracy check fails (the report still says so)")
     group.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -201,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         max_error=args.max_error,
         min_cosine=args.min_cosine,
         check_accuracy=not args.no_accuracy_check,
+        repair=args.repair,
     )
     return report_prepared(prepared, args)
 
@@ -251,6 +255,9 @@ def print_prepared(prepared: Any, *, as_json: bool) -> None:
     cache = prepared.details.get("range_cache")
     if cache:
         console.print(f"  range cache: {cache}", markup=False)
+    repair = prepared.details.get("repair")
+    if repair and repair.get("kept_nodes"):
+        console.print(f"  repair: to reproduce without the search, {repair['reproduce_with']}", markup=False)
     if prepared.accuracy_report is not None:
         print_accuracy_table(prepared.accuracy_report)
         console.print(f"  accuracy report: {prepared.path}.accuracy.json", markup=False)

@@ -47,6 +47,7 @@ class AccuracyReport:
     outputs: list[OutputVerdict] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     note: str = "ONNX Runtime CPU vs ONNX Runtime CPU (not a TensorRT figure)"
+    repair: dict[str, Any] | None = None  # what precision repair kept (trtbuild.model.repair)
 
     @property
     def passed(self) -> bool:
@@ -64,6 +65,7 @@ class AccuracyReport:
             "failures": self.failures,
             "outputs": [o.to_dict() for o in self.outputs],
             "note": self.note,
+            **({"repair": self.repair} if self.repair is not None else {}),
         }
 
     def raise_if_failed(self) -> None:
@@ -71,9 +73,9 @@ class AccuracyReport:
             return
         raise AccuracyError(
             f"The {self.precision.upper()} conversion is too far from FP32 on {self.samples} "
-            f"{'held-out ' if self.held_out else ''}sample(s): {'; '.join(self.failures)}. Keep sensitive layers in "
-            "higher precision (--fp16-block-nodes/--fp16-block-ops for FP16; --exclude-nodes/--exclude-op-types "
-            "for INT8), calibrate with more representative data, set the output's kind with --output-kind if it "
+            f"{'held-out ' if self.held_out else ''}sample(s): {'; '.join(self.failures)}. Add --repair to find the "
+            "fewest nodes to keep in higher precision, or name them yourself (--fp16-block-nodes/--fp16-block-ops for "
+            "FP16; --exclude-nodes/--exclude-op-types for INT8), calibrate with more representative data, set the output's kind with --output-kind if it "
             "was guessed wrong, or write it anyway with --no-accuracy-check."
         )
 

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
+    from trtbuild.model.repair import RepairJudge, RepairReport
+
 log = logging.getLogger(__name__)
 
 METHODS = ("auto", "entropy", "minmax", "percentile")
@@ -83,6 +85,7 @@ class QuantizeResult:
     cache_reused: bool
     opset: int
     notes: list[str] = field(default_factory=list)
+    repair: RepairReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,6 +98,7 @@ class QuantizeResult:
             "cache": self.cache,
             "cache_reused": self.cache_reused,
             "notes": self.notes,
+            "repair": self.repair.to_dict() if self.repair else None,
         }
 
 
@@ -138,6 +142,7 @@ def quantize_int8(
     cache: str | os.PathLike[str] | None = None,
     explicit_cache: bool = False,
     select_feeds: Sequence[Mapping[str, np.ndarray]] = (),
+    repair: RepairJudge | None = None,
 ) -> QuantizeResult:
     """Write an INT8 Q/DQ copy of ``model`` to ``output``, calibrated on ``calib``.
 
@@ -147,7 +152,8 @@ def quantize_int8(
     ``cache`` holds the calibrated ranges (ONNX Runtime's JSON, provenance in ``cache + .json``); it
     is reused while the data, preprocessing and model are unchanged. ``explicit_cache`` (the user
     named it with --calib) refuses a stale cache instead of rebuilding it, and lets it stand in for
-    calibration data.
+    calibration data. With ``repair``, a model that fails that judge gets the fewest nodes kept in
+    float that make it pass (:mod:`trtbuild.model.repair`; ONNX Runtime's quantizer only).
     """
     from trtbuild.model.load import resolve_model_path
 
@@ -159,6 +165,11 @@ def quantize_int8(
     quantizer = choose_quantizer(opts)
     out_path = Path(output)
     if quantizer == "modelopt":
+        if repair is not None:
+            raise QuantizationError(
+                "--repair re-quantizes the model many times with the same ranges, which ModelOpt cannot do without "
+                "recalibrating each time; use --quantizer onnxruntime with --repair."
+            )
         if calib is None:
             raise QuantizationError("ModelOpt quantization needs calibration data (--calib-data); a cache is not enough.")
         _quantize_modelopt(source, out_path, calib, opts)
@@ -174,7 +185,8 @@ def quantize_int8(
         )
     else:
         result = _quantize_ort(
-            source, out_path, calib, opts, cache=cache, explicit_cache=explicit_cache, select_feeds=select_feeds
+            source, out_path, calib, opts, cache=cache, explicit_cache=explicit_cache, select_feeds=select_feeds,
+            repair=repair,
         )
     import onnx
 
@@ -377,6 +389,7 @@ def _quantize_ort(
     cache: str | os.PathLike[str] | None,
     explicit_cache: bool,
     select_feeds: Sequence[Mapping[str, np.ndarray]],
+    repair: RepairJudge | None = None,
 ) -> QuantizeResult:
     import onnx
     from onnxruntime.quantization import CalibrationMethod
@@ -458,6 +471,9 @@ def _quantize_ort(
         staged = tmp / f"quantized-{chosen}.onnx"  # already written when auto compared the candidates
         if not staged.exists():
             _quantize_with(fp32, ranges, staged, op_types, opts)
+        repaired = _repair(fp32, ranges, staged, op_types, opts, repair, tmp) if repair is not None else None
+        if repaired is not None:
+            staged = repaired[0]
         quantized = onnx.load(str(staged))
         _strip_foreign_opsets(quantized)
         from trtbuild.fsutil import atomic_write_bytes
@@ -474,7 +490,30 @@ def _quantize_ort(
         cache=str(cache_path),
         cache_reused=reused,
         opset=0,
+        repair=repaired[1] if repaired is not None else None,
     )
+
+
+def _repair(
+    fp32: Path, ranges: Any, staged: Path, op_types: list[str], opts: QuantizeOptions, repair_judge: RepairJudge, tmp: Path
+) -> tuple[Path, RepairReport] | None:
+    """Keep the fewest quantized nodes in float that make ``staged`` pass ``repair_judge`` (same ranges)."""
+    import onnx
+
+    from trtbuild.model.repair import node_weights, quantized_nodes, search
+
+    before = repair_judge.score(staged)
+    if before.passed:
+        log.info("The INT8 model passes on the repair samples; nothing to repair.")
+        return None
+    nodes = quantized_nodes(onnx.load(str(staged), load_external_data=False))
+
+    def convert(keep: list[str], path: Path) -> Path:
+        return _quantize_with(fp32, ranges, path, op_types, replace(opts, exclude_nodes=[*opts.exclude_nodes, *keep]))
+
+    weights = node_weights(onnx.load(str(fp32), load_external_data=False))
+    return search([[n] for n in nodes], convert, repair_judge, tmp, precision="int8", flag="--exclude-nodes",
+                  weights=weights, before=before)  # fmt: skip
 
 
 def entropy_amax(hist: np.ndarray, edges: np.ndarray, num_quantized_bins: int = ENTROPY_QUANTIZED_BINS) -> float:
