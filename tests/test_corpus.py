@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,37 @@ def test_int8_quantize(model: fetch.Model, corpus_root: Path, tmp_path_factory: 
     else:
         assert_one_sentence_refusal(code, err, out)
         assert model.refuse_reason in err
+
+
+REPAIRED = [m for m in MODELS if "repair" in m.extra]
+
+
+@pytest.mark.parametrize("model", REPAIRED, ids=ids(REPAIRED))
+def test_int8_repair(model: fetch.Model, corpus_root: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    """Models whose INT8 misses the verdict: --repair gives a model the judge passes, keeping few nodes in
+    float, or refuses in one sentence when keeping nodes cannot leave an INT8 model."""
+    case = case_for(model, corpus_root, tmp_path_factory)
+    want = model.extra["repair"]
+    out = tmp_path / "int8.onnx"
+    # The first 8 files only: the search never sees the 4 samples the judge scores.
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for index in range(JUDGED.start):
+        shutil.copy(case.calib_dir / f"{index:02d}.npz", calib)
+    base = ("quantize", str(case.path), "-o", str(out), "--calib-data", str(calib), "--calib-method", want["method"])
+    code, err = run_cli(*base)
+    assert code == 1 and "too far from FP32" in err, err  # the miss repair is for
+    code, err = run_cli(*base, "--repair")
+    if want["expect"] == "refuse":
+        assert_one_sentence_refusal(code, err, out)
+        assert "Repair cannot help" in err
+        return
+    assert code == 0, err
+    verdict = judge.judge(case.path, out, case.judged, "int8", model.kinds, model.mask_threshold)
+    assert verdict.passed, verdict.reason
+    repair = json.loads(Path(str(out) + ".accuracy.json").read_text())["repair"]
+    assert repair["after"]["passed"] and not repair["before"]["passed"]
+    assert repair["kept_nodes"] and repair["kept_node_share"] <= 0.5, repair["kept_nodes"]  # still mostly INT8
 
 
 def test_trt11_build_of_the_yolov8_export_runs_the_onnx_pipeline(

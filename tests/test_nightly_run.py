@@ -72,6 +72,8 @@ def test_example_suite_end_to_end(example_nightly: Any) -> None:
             continue
         assert info["status"] == "ok", (case_id, info)
         assert record["accuracy"]["passed"] and record["accuracy"]["reference"] in ("torch", "ort")
+        for output in record["accuracy"]["outputs"].values():  # the verdict's metrics, for tracking over time
+            assert output["cosine"] > 0.99 and output["rel_l2"] is not None and output["kind"] and output["verdict"]
         assert record["metrics"]["cpu"]["count"] >= 20 and record["metrics"]["latency"]["median"] > 0
         samples = run.load_samples(case_id)
         assert set(samples) >= {"latency", "cpu"} and samples["cpu"].size == record["metrics"]["cpu"]["count"]

@@ -212,6 +212,8 @@ CLASSIFIED: dict[str, Expect] = {
         RUN, "", creates=("model.fp16.onnx",)),
     "trtbuild quantize model.onnx --int8 --calib-data images/ --calib-preprocess yolo --calib-shape "
     "images:1x3x640x640 -o model.int8.onnx": Expect(RUN, "", creates=("model.int8.onnx",)),
+    "trtbuild quantize model.onnx --calib-data images/ --calib-shape images:1x3x640x640 --repair -o model.int8.onnx": Expect(
+        RUN, "", creates=("model.int8.onnx",)),
     "trtbuild quantize --check-only model.int8.onnx --target-trt 8.6": Expect(
         RUN, "", output_has=("TensorRT-compatible",)),
     "trtbuild build model.onnx --shapes images:8x3x640x640 --int8 --calib-data images/": Expect(

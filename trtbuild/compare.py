@@ -132,6 +132,7 @@ class OutputComparison:
     max_rel: float = 0.0
     mean_abs: float = 0.0
     cosine: float | None = None
+    rel_l2: float | None = None  # ||got - want|| / ||want||, the verdict's scale check
     top1: float | None = None  # fraction of rows whose argmax agrees (2-D classifier-like outputs)
     topk: float | None = None  # mean overlap of the top-k sets
     k: int | None = None
@@ -487,6 +488,9 @@ def _judge(entry: OutputComparison, got: Any, want: Any, limits: Limits, kind: s
     entry.kind = verdict.kind + ("" if verdict.kind_given else "?")
     entry.measure_name, entry.measure = verdict.measure_name, verdict.measure
     entry.verdict, entry.verdict_passed = verdict.reason, verdict.passed
+    entry.rel_l2 = verdict.rel_l2_error
+    if entry.cosine is None:
+        entry.cosine = verdict.cosine
     entry.passed = verdict.passed and (entry.tolerance_passed or not gates)
 
 

@@ -443,7 +443,10 @@ def compare_step(case: Mapping[str, Any], prepared: Prepared, engine: Mapping[st
         "max_abs": worst.max_abs if worst else None,
         "max_rel": worst.max_rel if worst else None,
         "message": None if report.passed else report.failure_message(),
-        "outputs": {r.output: {"max_abs": r.max_abs, "max_rel": r.max_rel, "passed": r.passed, "error": r.error}
+        # every metric and the verdict's reason per output, so accuracy can be tracked run over run
+        "outputs": {r.output: {"max_abs": r.max_abs, "max_rel": r.max_rel, "cosine": r.cosine, "rel_l2": r.rel_l2,
+                               "kind": r.kind, "measure_name": r.measure_name, "measure": r.measure,
+                               "verdict": r.verdict, "passed": r.passed, "error": r.error}
                     for r in report.results},  # fmt: skip
     }
 
