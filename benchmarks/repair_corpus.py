@@ -9,6 +9,11 @@ ONNX Runtime, not TensorRT's; times are wall time of the whole command on this m
 
     python benchmarks/repair_corpus.py
     python benchmarks/repair_corpus.py --models rapidocr_rec_ppocrv4 --method entropy
+    python benchmarks/repair_corpus.py --yolov8-640   # the search's cost on the YOLOv8n export at 640x640
+
+The YOLOv8n export passes INT8 as it is, so `--yolov8-640` forces a full search with a cosine limit no INT8
+model reaches (`--min-cosine 0.99995`): every quantized node is scored, then bisected and pruned, on 8
+samples upscaled to 1x3x640x640. It prints the nodes kept, the conversions run, the time and the peak memory.
 """
 
 from __future__ import annotations
@@ -56,6 +61,37 @@ def measured(model: Any, path: Path, converted: Path, feeds: list[dict[str, Any]
     return f"{'pass' if verdict.passed else 'FAIL'} ({text})"
 
 
+def yolov8_640() -> int:
+    """Time a forced repair search on the YOLOv8n export at 640x640 (8 samples, 2 held out by quantize)."""
+    import resource
+
+    import numpy as np
+    from corpus import fetch, inputs
+    from PIL import Image
+
+    model = fetch.model("nudenet_320n_yolov8n")
+    feeds = inputs.real_samples(model.id, fetch.data_root(), 8)
+    with tempfile.TemporaryDirectory(prefix="repair-yolo640-") as tmp_name:
+        calib = Path(tmp_name) / "calib"
+        calib.mkdir()
+        for index, feed in enumerate(feeds):
+            planes = [Image.fromarray(plane).resize((640, 640), Image.BILINEAR) for plane in feed["images"][0]]
+            np.savez(calib / f"{index:02d}.npz", images=np.stack([np.asarray(p) for p in planes])[None])
+        out = Path(tmp_name) / "repaired.onnx"
+        code, seconds, why = quantize(fetch.model_path(model), out, calib, "minmax", "--min-cosine", "0.99995",
+                                      "--repair")  # fmt: skip
+        if code != 0:
+            print(f"refused after {seconds:.0f} s: {why}")
+            return 1
+        report = json.loads(Path(str(out) + ".accuracy.json").read_text())["repair"]
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"YOLOv8n 640x640, min-max, --min-cosine 0.99995 --repair: kept {len(report['kept_nodes'])} of "
+          f"{report['candidate_nodes']} quantized nodes ({report['kept_weight_share']:.1%} of their weights), "
+          f"{report['evaluations']} conversions, search {report['seconds']:.0f} s, whole command {seconds:.0f} s, "
+          f"peak RSS {peak_mb:.0f} MB")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     import numpy as np
     from corpus import fetch, inputs
@@ -63,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", help="comma-separated corpus ids (default: those with a catalog repair entry)")
     parser.add_argument("--method", help="calibration method for every model (default: the catalog's)")
+    parser.add_argument("--yolov8-640", action="store_true", help="time a forced search on YOLOv8n at 640x640")
     args = parser.parse_args(argv)
+    if args.yolov8_640:
+        return yolov8_640()
     wanted = set(args.models.split(",")) if args.models else None
     root = fetch.data_root()
     print("| model | method | before (judge) | after --repair (judge) | nodes kept | share of weights | time |")
