@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from trtbuild.errors import SpecError
-from trtbuild.verdict import KINDS, detection_f1, infer_kind, judge, limits_for, parse_output_kinds
+from trtbuild.verdict import (
+    KINDS,
+    decode_yolo,
+    detection_f1,
+    infer_kind,
+    judge,
+    limits_for,
+    parse_output_kinds,
+)
 
 
 def _yolo_head(rng: np.random.Generator, anchors: int = 400, classes: int = 3) -> np.ndarray:
@@ -87,6 +95,37 @@ def test_detections_are_matched_after_nms() -> None:
     f1, _ = detection_f1(head, moved)
     assert f1 == 0.0
     assert infer_kind("output0", head) == "detect"
+
+
+def _raw_yolox_head(side: int = 64) -> np.ndarray:
+    """A YOLOX head exported without its decode step: [1, cells of the stride-8/16/32 grids, 4 + obj + 1 class],
+    holding cell offsets and log sizes; two objects, one in the stride-8 grid and one in the stride-16 grid."""
+    anchors = sum((side // s) ** 2 for s in (8, 16, 32))
+    head = np.zeros((1, anchors, 6), np.float32)
+    head[0, :, 2:4] = -1.0  # log sizes: negative, as a raw head has them
+    stride8 = 3 * (side // 8) + 5  # cell (x=5, y=3) of the stride-8 grid
+    head[0, stride8] = [0.5, 0.5, np.log(2.0), np.log(3.0), 0.9, 0.9]
+    stride16 = (side // 8) ** 2 + 1 * (side // 16) + 2  # cell (x=2, y=1) of the stride-16 grid
+    head[0, stride16] = [0.25, 0.75, 0.0, 0.0, 0.95, 0.95]
+    return head
+
+
+def test_raw_yolox_heads_are_grid_decoded_before_matching() -> None:
+    boxes, scores, _ = decode_yolo(_raw_yolox_head())[0]
+    order = np.argsort(boxes[:, 0])
+    # (5.5*8, 3.5*8) with size (2*8, 3*8), and (2.25*16, 1.75*16) with size (16, 16): pixels, as YOLOX decodes
+    np.testing.assert_allclose(boxes[order], [[28, 20, 44, 36], [36, 16, 52, 40]], atol=1e-4)
+    assert scores.min() > 0.8
+    # In cell units every raw box overlaps the others; decoded, shifting one object by a cell drops its match.
+    head = _raw_yolox_head()
+    moved = head.copy()
+    moved[0, 3 * 8 + 5, 0] += 1.0
+    f1, counts = detection_f1(head, moved)
+    assert counts["reference_detections"] == 2 and counts["matched_detections"] == 1 and f1 == 0.5
+    decoded = head.copy()
+    decoded[0, :, 2:4] = 4.0  # positive sizes: already decoded, taken as they are
+    boxes, _, _ = decode_yolo(decoded)[0]
+    assert boxes.max() < 8.0
 
 
 def test_kinds_are_inferred_and_can_be_set() -> None:

@@ -335,6 +335,8 @@ def decode_yolo(head: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
     channels_first = head.shape[1] < head.shape[2]  # YOLOv8: [N, 4+C, A], no objectness column
     if channels_first:
         head = head.transpose(0, 2, 1)  # -> [N, A, channels]
+    else:
+        head = _decode_raw_yolox(head)
     results = []
     for rows in head:
         objectness = rows[:, 4]
@@ -350,6 +352,40 @@ def decode_yolo(head: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarr
         chosen = _nms(boxes, scores[keep], classes[keep])
         results.append((boxes[chosen], scores[keep][chosen], classes[keep][chosen]))
     return results
+
+
+#: YOLOX's output strides: a head exported without its decode step has one row per cell of these grids
+YOLOX_STRIDES = (8, 16, 32)
+
+
+def _decode_raw_yolox(head: np.ndarray) -> np.ndarray:
+    """Grid-decode a YOLOX head exported without its decode step (``decode_in_inference=False``).
+
+    Such a head holds per-cell offsets and log sizes: negative widths and ``A`` rows equal to the cells of
+    a square input's stride-8/16/32 grids. Boxes in those units overlap across cells, so NMS and matching
+    on them measure nothing; YOLOX's own ``demo_postprocess`` applies ``(xy + grid) * stride`` and
+    ``exp(wh) * stride``, and so does this. Any other head is returned as it is.
+    """
+    import numpy as np
+
+    anchors = head.shape[1]
+    cells_per_side_sq = anchors / sum(1.0 / s**2 for s in YOLOX_STRIDES)  # side**2 for a square input
+    side = int(round(float(np.sqrt(cells_per_side_sq))))
+    if head.shape[2] < 6 or side % max(YOLOX_STRIDES) or sum((side // s) ** 2 for s in YOLOX_STRIDES) != anchors:
+        return head
+    if not (head[..., 2:4] < 0).any():  # decoded heads have positive sizes everywhere
+        return head
+    grids, strides = [], []
+    for stride in YOLOX_STRIDES:
+        cells = side // stride
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grids.append(np.stack([xs, ys], axis=-1).reshape(-1, 2))
+        strides.append(np.full((cells * cells, 1), stride))
+    grid, stride_column = np.concatenate(grids), np.concatenate(strides)
+    decoded = head.astype(np.float64, copy=True)
+    decoded[..., :2] = (decoded[..., :2] + grid) * stride_column
+    decoded[..., 2:4] = np.exp(np.clip(decoded[..., 2:4], None, 30.0)) * stride_column
+    return decoded
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
