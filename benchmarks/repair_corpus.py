@@ -52,12 +52,8 @@ def measured(model: Any, path: Path, converted: Path, feeds: list[dict[str, Any]
     from corpus import judge
 
     verdict = judge.judge(path, converted, feeds, "int8", model.kinds, model.mask_threshold)
-    stats = list(verdict.outputs.values())
-    text = f"cos {min(s['cosine'] for s in stats):.4f}"
-    for key in ("argmax", "iou"):
-        values = [s[key] for s in stats if key in s]
-        if values:
-            text += f", {key} {min(values):.1%}"
+    worst = verdict.worst()
+    text = ", ".join(f"cos {value:.4f}" if key == "cosine" else f"{key} {value:.1%}" for key, value in worst.items())
     return f"{'pass' if verdict.passed else 'FAIL'} ({text})"
 
 

@@ -89,15 +89,10 @@ def sha256(path: Path) -> str:
 
 def judge_measure(verdict: Any) -> str:
     """The judge's worst cosine and task measure, e.g. 'cos 0.9802, iou 0.948'."""
-    stats = list(verdict.outputs.values())
-    if not stats:
+    worst = verdict.worst()
+    if not worst:
         return "-"
-    text = f"cos {min(s['cosine'] for s in stats):.4f}"
-    for key in ("argmax", "iou"):
-        values = [s[key] for s in stats if key in s]
-        if values:
-            text += f", {key} {min(values):.3f}"
-    return text
+    return ", ".join(f"cos {value:.4f}" if key == "cosine" else f"{key} {value:.3f}" for key, value in worst.items())
 
 
 def row_for(model: Any, root: Path, work: Path, verdicts: list[dict[str, str]]) -> dict[str, str]:

@@ -35,6 +35,12 @@ class Verdict:
     def cell(self) -> str:
         return "pass" if self.passed else f"FAIL: {self.reason}"
 
+    def worst(self) -> dict[str, float]:
+        """The worst value over the outputs of each measure there is: cosine, then argmax and iou if any."""
+        stats = list(self.outputs.values())
+        return {key: min(s[key] for s in stats if key in s)
+                for key in ("cosine", "argmax", "iou") if any(key in s for s in stats)}  # fmt: skip
+
 
 def _session(path: Path | str, *, disable_optimizations: bool = False) -> Any:
     import onnxruntime as ort
