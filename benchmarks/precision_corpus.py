@@ -77,7 +77,7 @@ def score(model: Any, path: Path, converted: Path, feeds: list[dict[str, Any]], 
     problem = judge.loads(converted)
     if problem is not None:
         return {"error": f"does not load: {problem[:60]}"}
-    verdict = judge.agreement(path, converted, feeds, precision, model.kinds, model.mask_threshold)
+    verdict = judge.agreement(path, converted, feeds, precision, **model.measures)
     cosine = min(stats["cosine"] for stats in verdict.outputs.values())
     measures = [v for stats in verdict.outputs.values() for k, v in stats.items() if k != "cosine"]
     return {"cosine": cosine, "measure": min(measures) if measures else None, "passed": verdict.passed}

@@ -51,7 +51,7 @@ def quantize(model: Path, out: Path, calib: Path, method: str, *extra: str) -> t
 def measured(model: Any, path: Path, converted: Path, feeds: list[dict[str, Any]]) -> str:
     from corpus import judge
 
-    verdict = judge.judge(path, converted, feeds, "int8", model.kinds, model.mask_threshold)
+    verdict = judge.judge(path, converted, feeds, "int8", **model.measures)
     worst = verdict.worst()
     text = ", ".join(f"cos {value:.4f}" if key == "cosine" else f"{key} {value:.1%}" for key, value in worst.items())
     return f"{'pass' if verdict.passed else 'FAIL'} ({text})"

@@ -62,7 +62,7 @@ def repair_cell(model: Any, path: Path, calib: Path, work: Path, feeds: list[Any
     seconds = time.monotonic() - start
     if code != 0:
         return "repair " + one_line_refusal(code, err, target)
-    verdict = judge.judge(path, target, feeds[JUDGED], "int8", model.kinds, model.mask_threshold)
+    verdict = judge.judge(path, target, feeds[JUDGED], "int8", **model.measures)
     report = json.loads(Path(str(target) + ".accuracy.json").read_text()).get("repair") or {}
     kept = f"kept {len(report.get('kept_nodes', []))} of {report.get('candidate_nodes', '?')} nodes"
     state = "pass" if verdict.passed else "FAIL " + verdict.reason[:60]
@@ -132,7 +132,7 @@ def row_for(model: Any, root: Path, work: Path, verdicts: list[dict[str, str]]) 
         if code == 1 and "too far from FP32" in err:  # the gate said no: judge what it would have written
             unchecked = work / f"model.{precision}.unchecked.onnx"
             trtbuild(command, str(path), "-o", str(unchecked), "--calib-data", str(calib), "--no-accuracy-check")
-            verdict = judge.judge(path, unchecked, feeds[JUDGED], precision, model.kinds, model.mask_threshold)
+            verdict = judge.judge(path, unchecked, feeds[JUDGED], precision, **model.measures)
             cells[command] = f"accuracy miss, nothing written (judge: {'pass' if verdict.passed else 'fail'})"
             converted[precision], gates[precision] = unchecked, False
             if precision == "int8":
@@ -141,7 +141,7 @@ def row_for(model: Any, root: Path, work: Path, verdicts: list[dict[str, str]]) 
             cells[command] = one_line_refusal(code, err, target)
             continue
         else:
-            verdict = judge.judge(path, target, feeds[JUDGED], precision, model.kinds, model.mask_threshold)
+            verdict = judge.judge(path, target, feeds[JUDGED], precision, **model.measures)
             worst = min(s["cosine"] for s in verdict.outputs.values()) if verdict.outputs else float("nan")
             cells[command] = f"pass (cos {worst:.4f})" if verdict.passed else f"FAIL {verdict.reason[:70]}"
             converted[precision], gates[precision] = target, True
@@ -152,7 +152,7 @@ def row_for(model: Any, root: Path, work: Path, verdicts: list[dict[str, str]]) 
     for precision, candidate in converted.items():
         code, out, err = trtbuild("compare", str(path), "--against", f"ort:{candidate},ort", "--data", str(sample),
                                   "--precision", precision)  # fmt: skip
-        truth = judge.agreement(path, candidate, [feeds[10]], precision, model.kinds, model.mask_threshold).passed
+        truth = judge.agreement(path, candidate, [feeds[10]], precision, **model.measures).passed
         said = {0: True, 1: False}.get(code)
         row = next(r for r in verdicts if r["model"] == model.id and r["precision"] == precision)
         if said is None:

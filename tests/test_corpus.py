@@ -93,7 +93,7 @@ def test_fp16_cast_with_calibration_data(
         assert model.refuse_reason in err
         return
     assert code == 0, err
-    verdict = judge.judge(case.path, out, case.judged, "fp16", model.kinds, model.mask_threshold)
+    verdict = judge.judge(case.path, out, case.judged, "fp16", **model.measures)
     assert verdict.passed, verdict.reason
     report = json.loads(Path(str(out) + ".accuracy.json").read_text())
     assert report["passed"] is True
@@ -124,7 +124,7 @@ def test_int8_quantize(model: fetch.Model, corpus_root: Path, tmp_path_factory: 
     code, err = run_cli("quantize", str(case.path), "-o", str(out), "--calib-data", str(case.calib_dir))
     if model.expect_int8 == "convert":
         assert code == 0, err
-        verdict = judge.judge(case.path, out, case.judged, "int8", model.kinds, model.mask_threshold)
+        verdict = judge.judge(case.path, out, case.judged, "int8", **model.measures)
         assert verdict.passed, verdict.reason
     elif model.expect_int8 == "accuracy":  # a valid model that misses the gate: left for precision repair
         assert code == 1 and "too far from FP32" in err, err
@@ -158,7 +158,7 @@ def test_int8_repair(model: fetch.Model, corpus_root: Path, tmp_path_factory: py
         assert "Repair cannot help" in err
         return
     assert code == 0, err
-    verdict = judge.judge(case.path, out, case.judged, "int8", model.kinds, model.mask_threshold)
+    verdict = judge.judge(case.path, out, case.judged, "int8", **model.measures)
     assert verdict.passed, verdict.reason
     repair = json.loads(Path(str(out) + ".accuracy.json").read_text())["repair"]
     assert repair["after"]["passed"] and not repair["before"]["passed"]
@@ -183,5 +183,5 @@ def test_trt11_build_of_the_yolov8_export_runs_the_onnx_pipeline(
         assert converted.name.endswith(f".{suffix}.onnx") and converted.exists() and engine.exists()
         assert pipeline["converter"] == ("trtbuild" if suffix == "fp16" else "onnxruntime")
         precision = "int8" if suffix == "int8" else "fp16"
-        verdict = judge.judge(case.path, converted, case.judged, precision, model.kinds)
+        verdict = judge.judge(case.path, converted, case.judged, precision, **model.measures)
         assert verdict.passed, verdict.reason

@@ -72,6 +72,18 @@ DEFAULT_LIMITS = {
 }
 
 
+def plain_cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine of two outputs as flat vectors: 1 for two all-zero ones, 0 when one is, -1 when not finite."""
+    import numpy as np
+
+    x, y = np.asarray(a, np.float64).ravel(), np.asarray(b, np.float64).ravel()
+    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
+    if norms == 0.0:
+        return 1.0 if not x.any() and not y.any() else 0.0
+    value = float(np.dot(x, y) / norms)
+    return value if np.isfinite(value) else -1.0
+
+
 def limits_for(precision: str, *, min_cosine: float | None = None, max_error: float | None = None) -> Limits:
     """The default limits of ``precision`` (``int8+fp16`` counts as int8), with the user's overrides."""
     base = DEFAULT_LIMITS["int8" if "int8" in precision else precision if precision in DEFAULT_LIMITS else "fp16"]

@@ -45,7 +45,14 @@ class Model:
     refuse_reason: str = ""
     derive: str | None = None
     mask_threshold: float = 0.5
+    #: {"input": name, "token": pad id}: positions holding the pad id do not count in argmax agreement
+    padding: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def measures(self) -> dict[str, Any]:
+        """The judge's keyword arguments for this model: output kinds, mask threshold, padding."""
+        return {"kinds": self.kinds, "mask_threshold": self.mask_threshold, "padding": self.padding}
 
 
 def cache_dir() -> Path:

@@ -8,6 +8,9 @@ A converted model passes when:
 3. its outputs agree with the FP32 model's on held-out real inputs by fixed thresholds:
    FP16 cosine >= 0.999 and argmax agreement >= 99 % (classify) or mask IoU >= 0.95 (segment);
    INT8 cosine >= 0.98 and argmax agreement >= 95 % or mask IoU >= 0.85.
+   A token classifier's argmax agreement counts only the positions that hold a token: where the
+   catalog names the model's padding (input and pad id), padded positions are left out, since the
+   model's prediction there is never read (cosine still covers every position).
 """
 
 from __future__ import annotations
@@ -139,8 +142,13 @@ def agreement(
     precision: str,
     kinds: Mapping[str, str],
     mask_threshold: float = 0.5,
+    padding: Mapping[str, Any] | None = None,
 ) -> Verdict:
-    """Outputs of ``candidate`` vs ``reference`` on ``feeds`` by the fixed thresholds of ``precision``."""
+    """Outputs of ``candidate`` vs ``reference`` on ``feeds`` by the fixed thresholds of ``precision``.
+
+    ``padding`` ({"input": name, "token": id}) leaves the positions where that input holds the pad id
+    out of the argmax agreement of classify outputs.
+    """
     limits = THRESHOLDS[precision]
     ref_session, cand_session = _session(reference), _session(candidate)
     pairs: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
@@ -162,6 +170,8 @@ def agreement(
         kind = kinds.get(name, "regress")
         if kind == "classify":
             agree = [np.argmax(r, axis=-1) == np.argmax(c, axis=-1) for r, c in zip(refs, cands)]
+            if padding:
+                agree = [a[_holds_token(feed, padding, a.shape)] for a, feed in zip(agree, feeds)]
             stats["argmax"] = float(np.mean(np.concatenate([a.ravel() for a in agree])))
             if stats["argmax"] < limits["argmax"]:
                 failures.append(f"{name}: argmax agreement {stats['argmax']:.1%} < {limits['argmax']:.0%}")
@@ -177,6 +187,14 @@ def agreement(
     return verdict
 
 
+def _holds_token(feed: Mapping[str, np.ndarray], padding: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+    """True where ``padding["input"]`` of ``feed`` is not the pad id; it must match the argmax's shape."""
+    tokens = np.asarray(feed[padding["input"]])
+    if tokens.shape != shape:
+        raise ValueError(f"padding input {padding['input']} has shape {tokens.shape}, the output's argmax {shape}")
+    return tokens != padding["token"]
+
+
 def judge(
     reference: Path,
     candidate: Path,
@@ -184,6 +202,7 @@ def judge(
     precision: str,
     kinds: Mapping[str, str],
     mask_threshold: float = 0.5,
+    padding: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """Loads, (FP16) no overflow, agrees: the whole independent verdict."""
     problem = loads(candidate)
@@ -197,4 +216,4 @@ def judge(
         problem = fp16_overflow(candidate, feeds)
         if problem is not None:
             return Verdict(False, problem)
-    return agreement(reference, candidate, feeds, precision, kinds, mask_threshold)
+    return agreement(reference, candidate, feeds, precision, kinds, mask_threshold, padding)

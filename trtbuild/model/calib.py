@@ -952,7 +952,7 @@ def stale_reasons(stored: Mapping[str, Any] | None, current: Mapping[str, Any], 
 
 
 #: recorded for people, not compared: the same files reached by another path are the same data
-INFORMATIONAL_KEYS = frozenset({"source", "chosen_method", "method_scores"})
+INFORMATIONAL_KEYS = frozenset({"source", "chosen_method", "method_scores", "range_search"})
 
 
 def _canonical(value: Any) -> str:

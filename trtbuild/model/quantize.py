@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
     import onnx
 
+    from trtbuild.model.range_search import RangeSearch
     from trtbuild.model.repair import RepairJudge, RepairReport
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ DEFAULT_PERCENTILE = 99.99
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 #: part of a range cache's provenance: bump when the range computation changes so old caches rebuild
-RANGES_VERSION = 3
+RANGES_VERSION = 4
 
 
 #: QuantizeLinear/DequantizeLinear take an ``axis`` (per-channel scales) from opset 13
@@ -465,12 +466,19 @@ def _quantize_ort(
             chosen = next(iter(candidates))
             provenance.setdefault("chosen_method", chosen)
         ranges = candidates[chosen]
-        if not reused:
-            save_tensors_data(ranges, cache_path)
-            write_provenance(cache_path, provenance, format="onnxruntime TensorsData JSON (tensor ranges)")
         staged = tmp / f"quantized-{chosen}.onnx"  # already written when auto compared the candidates
         if not staged.exists():
             _quantize_with(fp32, ranges, staged, op_types, opts)
+        if opts.method == "auto" and not reused and calib is not None:
+            confirm = list(select_feeds) or [next(calib.batches("calib"))]
+            searched = _search_ranges(fp32, ranges, staged, tmp, op_types, opts, calib, confirm)
+            if searched is not None:
+                provenance["range_search"] = searched[1].to_json()
+                if searched[1].kept:
+                    ranges, staged = searched[0], searched[2]
+        if not reused:
+            save_tensors_data(ranges, cache_path)
+            write_provenance(cache_path, provenance, format="onnxruntime TensorsData JSON (tensor ranges)")
         repaired = _repair(fp32, ranges, staged, op_types, opts, repair, tmp) if repair is not None else None
         if repaired is not None:
             staged = repaired[0]
@@ -656,27 +664,77 @@ def _choose_ranges(
     feeds: Sequence[Mapping[str, np.ndarray]],
 ) -> tuple[str, dict[str, float]]:
     """The candidate whose model is closest to FP32: highest worst-output cosine on ``feeds``."""
-    import numpy as np
+    worst_cosine = _cosine_scorer(fp32, feeds)
+    scores = {
+        method: worst_cosine(_quantize_with(fp32, ranges, tmp / f"quantized-{method}.onnx", op_types, opts))
+        for method, ranges in candidates.items()
+    }
+    return max(scores, key=lambda m: scores[m]), scores
 
+
+def _cosine_scorer(fp32: Path, feeds: Sequence[Mapping[str, np.ndarray]]) -> Callable[[Path], float]:
+    """``score(model)``: its worst cosine to ``fp32`` over ``feeds`` and outputs (FP32 outputs computed once)."""
     from trtbuild.model.accuracy import run_model, session
+    from trtbuild.verdict import plain_cosine
 
     reference = session(fp32)
     wants = [run_model(fp32, feed, reference) for feed in feeds]
-    scores: dict[str, float] = {}
-    for method, ranges in candidates.items():
-        path = _quantize_with(fp32, ranges, tmp / f"quantized-{method}.onnx", op_types, opts)
+
+    def score(path: Path) -> float:
         candidate = session(path)
         worst = 1.0
         for feed, want in zip(feeds, wants):
             got = run_model(path, feed, candidate)
-            for name, ref in want.items():
-                a = np.asarray(ref, np.float64).ravel()
-                b = np.asarray(got[name], np.float64).ravel()
-                norms = float(np.linalg.norm(a) * np.linalg.norm(b))
-                cosine = float(np.dot(a, b) / norms) if norms > 0 else float(not a.any() and not b.any())
-                worst = min(worst, cosine if np.isfinite(cosine) else -1.0)
-        scores[method] = worst
-    return max(scores, key=lambda m: scores[m]), scores
+            worst = min([worst, *(plain_cosine(ref, got[name]) for name, ref in want.items())])
+        return worst
+
+    return score
+
+
+def _search_ranges(
+    fp32: Path,
+    ranges: Any,
+    staged: Path,
+    tmp: Path,
+    op_types: list[str],
+    opts: QuantizeOptions,
+    calib: CalibrationData,
+    confirm: Sequence[Mapping[str, np.ndarray]],
+) -> tuple[Any, RangeSearch, Path] | None:
+    """:func:`trtbuild.model.range_search.narrow_ranges` scored on the first calibration batches, then
+    confirmed on ``confirm`` (the held-out samples): narrowed ranges that fit the calibration batches
+    but move held-out outputs further from FP32 are not kept (``RangeSearch.kept``)."""
+    import itertools
+
+    import onnx
+
+    from trtbuild.console import progress
+    from trtbuild.model.range_search import FACTORS, MAX_BATCHES, applies, narrow_ranges
+    from trtbuild.verdict import limits_for
+
+    quantized = onnx.load(str(staged), load_external_data=False)
+    tensors = list(dict.fromkeys(
+        n.input[0] for n in quantized.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ranges.data
+    ))  # fmt: skip
+    worst_cosine = _cosine_scorer(fp32, list(itertools.islice(calib.batches("calib"), MAX_BATCHES)))
+    before = worst_cosine(staged)
+    if not applies(before, tensors, limits_for("int8").min_cosine):
+        return None
+    trial = tmp / "range-search.onnx"
+
+    def score(candidate: Any) -> float:
+        return worst_cosine(_quantize_with(fp32, candidate, trial, op_types, opts))
+
+    with progress() as bar:
+        task = bar.add_task("INT8 range search", total=len(FACTORS) * len(tensors))
+        searched = narrow_ranges(ranges, tensors, score, before, lambda: bar.advance(task))
+    if searched is None:
+        return None
+    narrowed, found = searched
+    path = _quantize_with(fp32, narrowed, tmp / "quantized-narrowed.onnx", op_types, opts)
+    held_out = _cosine_scorer(fp32, confirm)
+    found.confirm(held_out(staged), held_out(path))
+    return narrowed, found, path
 
 
 def _has_static_batch(path: Path) -> bool:

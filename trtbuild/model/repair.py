@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtbuild.errors import TrtbuildError
-from trtbuild.verdict import DEAD_COSINE, Limits, OutputVerdict, judge
+from trtbuild.verdict import DEAD_COSINE, Limits, OutputVerdict, judge, plain_cosine
 
 if TYPE_CHECKING:
     import numpy as np
@@ -218,21 +218,10 @@ class RepairJudge:
         # hides one bad sample among good ones (an OCR recogniser: per-sample 0.94 to 1.00 under a pooled 0.99).
         for want, have in zip(self._want, got):
             for name, ref in want.items():
-                cosine = _cosine(ref, np.asarray(have[name], np.float64))
+                cosine = plain_cosine(ref, np.asarray(have[name], np.float64))
                 share = (1.0 - cosine) / max(1.0 - self.limits.min_cosine, 1e-12)
                 worst_badness = max(worst_badness, share * REPAIR_TARGET)
         return Score(passed, worst_badness, worst_cosine, failures, min(measures) if measures else None)
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    import numpy as np
-
-    x, y = a.ravel(), b.ravel()
-    norms = float(np.linalg.norm(x) * np.linalg.norm(y))
-    if norms == 0.0:
-        return 1.0 if not x.any() and not y.any() else 0.0
-    value = float(np.dot(x, y) / norms)
-    return value if np.isfinite(value) else -1.0
 
 
 # --------------------------------------------------------------------------------------------------

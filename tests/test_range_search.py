@@ -1,0 +1,131 @@
+"""INT8 range search: when calibrated ranges leave a model far from FP32, each quantized activation's
+range is tried at smaller factors and the best worst-batch cosine is kept (trtbuild/model/range_search.py)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from onnxruntime.quantization import CalibrationMethod
+from onnxruntime.quantization.calibrate import TensorData, TensorsData
+
+from trtbuild.cli import main
+from trtbuild.model import range_search
+from trtbuild.model.range_search import FACTORS, MAX_TENSORS, RangeSearch, applies, narrow_ranges
+
+BINS = 64
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(["--log-level", "info", *args])
+    return code, err.getvalue()
+
+
+def log_spectrum_model(path: Path) -> Path:
+    """power [N, 64] -> MatMul (a positive filterbank) -> Clip(1e-3) -> Log: an audio front end in small.
+    Its input spans ten decades, so an INT8 range set by the loudest value zeroes every quiet bin."""
+    bank = np.abs(np.random.default_rng(0).normal(0, 1, (BINS, 8))).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["power", "bank"], ["energy"], name="Bank"),
+         helper.make_node("Clip", ["energy", "floor"], ["clipped"], name="Floor"),
+         helper.make_node("Log", ["clipped"], ["logmel"], name="Log")],
+        "spectrum",
+        [helper.make_tensor_value_info("power", TensorProto.FLOAT, ["N", BINS])],
+        [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["N", 8])],
+        [numpy_helper.from_array(bank, "bank"), numpy_helper.from_array(np.float32(1e-3), "floor")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def spectra(count: int, seed: int) -> np.ndarray:
+    """Power spectra whose loudness varies by eight decades between samples (silence to speech), two within one."""
+    rng = np.random.default_rng(seed)
+    loudness = rng.uniform(1, 9, (count, 1))
+    return (10.0 ** (loudness + rng.uniform(-1, 1, (count, BINS)))).astype(np.float32)
+
+
+def cosine_on(fp32: Path, int8: Path, x: np.ndarray) -> float:
+    want = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, {"power": x})[0].ravel()
+    got = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"power": x})[0].ravel()
+    return float(np.dot(want, got) / (np.linalg.norm(want) * np.linalg.norm(got)))
+
+
+@pytest.fixture(scope="module")
+def calib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("range-search") / "calib"
+    folder.mkdir()
+    for index, sample in enumerate(spectra(12, seed=1)):
+        np.save(folder / f"{index:02d}.npy", sample[None])
+    return folder
+
+
+def test_auto_narrows_a_range_that_calibration_left_too_wide(calib_dir: Path, tmp_path: Path) -> None:
+    model = log_spectrum_model(tmp_path / "spec.onnx")
+    entropy, auto = tmp_path / "entropy.int8.onnx", tmp_path / "auto.int8.onnx"
+    common = ["--calib-data", str(calib_dir), "--no-accuracy-check"]
+    code, err = run_cli("quantize", str(model), "-o", str(entropy), "--calib-method", "entropy", *common)
+    assert code == 0, err
+    assert "range search" not in err  # an explicit method is what the user asked for
+    code, err = run_cli("quantize", str(model), "-o", str(auto), *common)
+    assert code == 0, err
+    assert "INT8 range search: worst cosine" in err
+    found = json.loads(auto.with_suffix(".calib.json").read_text())["provenance"]["range_search"]
+    assert found["cosine_after"] > found["cosine_before"] and found["trials"] == len(FACTORS) and found["kept"]
+    assert all(0 < factor < 1 for factor in found["factors"].values())
+    fresh = spectra(64, seed=9)  # inputs neither calibration nor the search saw
+    assert cosine_on(model, auto, fresh) > cosine_on(model, entropy, fresh) + 0.2  # measured: 0.94 vs 0.61
+
+
+def test_a_model_that_already_agrees_is_not_searched() -> None:
+    assert not applies(0.995, ["x"], 0.98)
+    assert not applies(0.5, [], 0.98)
+
+
+def test_too_many_quantized_activations_are_left_to_repair() -> None:
+    assert applies(0.5, [f"t{i}" for i in range(MAX_TENSORS)], 0.98)
+    assert not applies(0.5, [f"t{i}" for i in range(MAX_TENSORS + 1)], 0.98)
+
+
+def _ranges(*names: str) -> TensorsData:
+    one = np.array(1.0, np.float32)
+    return TensorsData(CalibrationMethod.MinMax, {n: TensorData(lowest=-one, highest=one) for n in names})
+
+
+def test_every_factor_is_tried_so_a_dip_does_not_stop_the_search() -> None:
+    # worst batch falls, then rises past where it started: a search that stopped at the first drop would miss it
+    by_step = [0.6 - 0.3 * i / 8 if i < 8 else 0.9 for i in range(len(FACTORS))]
+
+    def score(ranges: TensorsData) -> float:
+        factor = float(ranges.data["a"].range_value[1])
+        return by_step[int(np.argmin([abs(np.log10(factor / f)) for f in FACTORS]))]
+
+    result = narrow_ranges(_ranges("a"), ["a"], score, before=0.6)
+    assert result is not None
+    narrowed, found = result
+    assert found.trials == len(FACTORS) and found.cosine_after == 0.9
+    assert found.factors["a"] == FACTORS[8]
+    assert float(narrowed.data["a"].range_value[1]) == pytest.approx(FACTORS[8])
+
+
+def test_no_gain_keeps_the_calibrated_ranges() -> None:
+    assert narrow_ranges(_ranges("a", "b"), ["a", "b"], lambda r: 0.5 + range_search.MIN_GAIN / 2, before=0.5) is None
+
+
+def test_narrowed_ranges_that_lose_on_held_out_samples_are_not_kept() -> None:
+    found = RangeSearch(cosine_before=0.95, cosine_after=0.958, factors={"a": 0.316})
+    found.confirm(0.995, 0.966)  # fits the calibration batches, moves held-out samples away (a VAD's state)
+    assert not found.kept and found.to_json()["kept"] is False
+    found.confirm(0.775, 0.980)  # the mel front end: better everywhere
+    assert found.kept and found.to_json()["held_out_after"] == 0.98
