@@ -18,7 +18,7 @@ from onnxruntime.quantization.calibrate import TensorData, TensorsData
 
 from trtbuild.cli import main
 from trtbuild.model import range_search
-from trtbuild.model.range_search import FACTORS, MAX_TENSORS, RangeSearch, applies, narrow_ranges
+from trtbuild.model.range_search import FACTORS, MAX_TENSORS, RangeSearch, narrow_ranges
 
 BINS = 64
 
@@ -30,19 +30,28 @@ def run_cli(*args: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def log_spectrum_model(path: Path) -> Path:
-    """power [N, 64] -> MatMul (a positive filterbank) -> Clip(1e-3) -> Log: an audio front end in small.
-    Its input spans ten decades, so an INT8 range set by the loudest value zeroes every quiet bin."""
-    bank = np.abs(np.random.default_rng(0).normal(0, 1, (BINS, 8))).astype(np.float32)
+def log_spectrum_model(path: Path, layers_after: int = 0) -> Path:
+    """power [N, 64] -> MatMul (a positive filterbank) -> Clip(1e-3) -> Log: an audio front end in small,
+    then ``layers_after`` 8x8 MatMuls (each one more quantized activation).
+    Its input spans eight decades, so an INT8 range set by the loudest value zeroes every quiet bin."""
+    rng = np.random.default_rng(0)
+    bank = np.abs(rng.normal(0, 1, (BINS, 8))).astype(np.float32)
+    nodes = [helper.make_node("MatMul", ["power", "bank"], ["energy"], name="Bank"),
+             helper.make_node("Clip", ["energy", "floor"], ["clipped"], name="Floor"),
+             helper.make_node("Log", ["clipped"], ["logmel0"], name="Log")]  # fmt: skip
+    inits = [numpy_helper.from_array(bank, "bank"), numpy_helper.from_array(np.float32(1e-3), "floor")]
+    for i in range(layers_after):
+        weight = (np.eye(8) + rng.normal(0, 0.05, (8, 8))).astype(np.float32)
+        nodes.append(helper.make_node("MatMul", [f"logmel{i}", f"w{i}"], [f"logmel{i + 1}"], name=f"Layer{i}"))
+        inits.append(numpy_helper.from_array(weight, f"w{i}"))
+    nodes.append(helper.make_node("Identity", [f"logmel{layers_after}"], ["logmel"], name="Out"))
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["power", "bank"], ["energy"], name="Bank"),
-         helper.make_node("Clip", ["energy", "floor"], ["clipped"], name="Floor"),
-         helper.make_node("Log", ["clipped"], ["logmel"], name="Log")],
+        nodes,
         "spectrum",
         [helper.make_tensor_value_info("power", TensorProto.FLOAT, ["N", BINS])],
         [helper.make_tensor_value_info("logmel", TensorProto.FLOAT, ["N", 8])],
-        [numpy_helper.from_array(bank, "bank"), numpy_helper.from_array(np.float32(1e-3), "floor")],
-    )  # fmt: skip
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     model.ir_version = 8
     onnx.save(model, str(path))
@@ -88,14 +97,25 @@ def test_auto_narrows_a_range_that_calibration_left_too_wide(calib_dir: Path, tm
     assert cosine_on(model, auto, fresh) > cosine_on(model, entropy, fresh) + 0.2  # measured: 0.94 vs 0.61
 
 
-def test_a_model_that_already_agrees_is_not_searched() -> None:
-    assert not applies(0.995, ["x"], 0.98)
-    assert not applies(0.5, [], 0.98)
+def test_more_quantized_activations_than_the_search_takes_are_left_to_repair(calib_dir: Path, tmp_path: Path) -> None:
+    model = log_spectrum_model(tmp_path / "deep.onnx", layers_after=MAX_TENSORS)  # MAX_TENSORS + 1 activations
+    out = tmp_path / "deep.int8.onnx"
+    code, err = run_cli("quantize", str(model), "-o", str(out), "--calib-data", str(calib_dir), "--no-accuracy-check")
+    assert code == 0, err
+    assert "range search" not in err and "range_search" not in out.with_suffix(".calib.json").read_text()
+    assert "misses its accuracy verdict" in err  # the same front end: the search would have had work to do
 
 
-def test_too_many_quantized_activations_are_left_to_repair() -> None:
-    assert applies(0.5, [f"t{i}" for i in range(MAX_TENSORS)], 0.98)
-    assert not applies(0.5, [f"t{i}" for i in range(MAX_TENSORS + 1)], 0.98)
+def test_a_model_that_already_agrees_is_not_searched(tmp_path: Path) -> None:
+    calib = tmp_path / "loud"
+    calib.mkdir()
+    for index in range(10):
+        np.save(calib / f"{index:02d}.npy", (10.0 ** (8 + np.random.default_rng(index).uniform(-1, 1, (1, BINS)))).astype(np.float32))
+    model = log_spectrum_model(tmp_path / "spec.onnx")
+    out = tmp_path / "spec.int8.onnx"
+    code, err = run_cli("quantize", str(model), "-o", str(out), "--calib-data", str(calib))
+    assert code == 0, err
+    assert "range search" not in err and "passes its accuracy verdict" in err
 
 
 def _ranges(*names: str) -> TensorsData:

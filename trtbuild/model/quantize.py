@@ -709,16 +709,19 @@ def _search_ranges(
     import onnx
 
     from trtbuild.console import progress
-    from trtbuild.model.range_search import FACTORS, MAX_BATCHES, applies, narrow_ranges
+    from trtbuild.model.range_search import FACTORS, MAX_BATCHES, MAX_TENSORS, narrow_ranges
     from trtbuild.verdict import limits_for
 
     quantized = onnx.load(str(staged), load_external_data=False)
     tensors = list(dict.fromkeys(
         n.input[0] for n in quantized.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ranges.data
     ))  # fmt: skip
-    worst_cosine = _cosine_scorer(fp32, list(itertools.islice(calib.batches("calib"), MAX_BATCHES)))
+    if not tensors or len(tensors) > MAX_TENSORS:  # checked first: scoring runs both models on 8 batches
+        return None
+    batches = calib.batches("calib", pad_last=_has_static_batch(fp32))
+    worst_cosine = _cosine_scorer(fp32, list(itertools.islice(batches, MAX_BATCHES)))
     before = worst_cosine(staged)
-    if not applies(before, tensors, limits_for("int8").min_cosine):
+    if before >= limits_for("int8").min_cosine:
         return None
     trial = tmp / "range-search.onnx"
 
