@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -58,10 +59,11 @@ def log_spectrum_model(path: Path, layers_after: int = 0) -> Path:
     return path
 
 
-def spectra(count: int, seed: int) -> np.ndarray:
-    """Power spectra whose loudness varies by eight decades between samples (silence to speech), two within one."""
+def spectra(count: int, seed: int, loudest: float = 9.0) -> np.ndarray:
+    """Power spectra whose loudness varies from 10^1 to 10^``loudest`` between samples (silence to speech),
+    two decades within one."""
     rng = np.random.default_rng(seed)
-    loudness = rng.uniform(1, 9, (count, 1))
+    loudness = rng.uniform(1, loudest, (count, 1))
     return (10.0 ** (loudness + rng.uniform(-1, 1, (count, BINS)))).astype(np.float32)
 
 
@@ -149,3 +151,21 @@ def test_narrowed_ranges_that_lose_on_held_out_samples_are_not_kept() -> None:
     assert not found.kept and found.to_json()["kept"] is False
     found.confirm(0.775, 0.980)  # the mel front end: better everywhere
     assert found.kept and found.to_json()["held_out_after"] == 0.98
+    found.confirm(1.0, 0.9999)  # held-out samples that were fine already move by rounding only
+    assert found.kept
+
+
+def test_trt11_int8_build_records_the_search_in_the_engine_manifest(tmp_path: Path, trt11: Any) -> None:
+    """Under the test double at API level 11.x, `build --int8` quantizes the ONNX first: same search, recorded."""
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for index, sample in enumerate(spectra(12, seed=1, loudest=6.0)):  # five decades: searched, then it passes
+        np.save(calib / f"{index:02d}.npy", sample[None])
+    model = log_spectrum_model(tmp_path / "spec.onnx")
+    engine = tmp_path / "spec.engine"
+    shapes = ["--min", f"power:1x{BINS}", "--opt", f"power:1x{BINS}", "--max", f"power:4x{BINS}"]
+    code, err = run_cli("build", str(model), *shapes, "--int8", "--calib-data", str(calib), "--output", str(engine))
+    assert code == 0, err
+    pipeline = json.loads(Path(str(engine) + ".json").read_text())["precision"]["pipeline"]
+    found = pipeline["calibration"]["range_search"]
+    assert found["kept"] and found["factors"] and found["cosine_after"] > found["cosine_before"]

@@ -51,7 +51,7 @@ DEFAULT_PERCENTILE = 99.99
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 #: part of a range cache's provenance: bump when the range computation changes so old caches rebuild
-RANGES_VERSION = 4
+RANGES_VERSION = 5
 
 
 #: QuantizeLinear/DequantizeLinear take an ``axis`` (per-channel scales) from opset 13
