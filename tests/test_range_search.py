@@ -59,18 +59,36 @@ def log_spectrum_model(path: Path, layers_after: int = 0) -> Path:
     return path
 
 
-def spectra(count: int, seed: int, loudest: float = 9.0) -> np.ndarray:
-    """Power spectra whose loudness varies from 10^1 to 10^``loudest`` between samples (silence to speech),
-    two decades within one."""
+def spectra(count: int, seed: int, loudness: list[float] | None = None) -> np.ndarray:
+    """Power spectra whose loudness varies by eight decades between samples (silence to speech; or the given
+    decades, one per sample), two decades within one."""
     rng = np.random.default_rng(seed)
-    loudness = rng.uniform(1, loudest, (count, 1))
-    return (10.0 ** (loudness + rng.uniform(-1, 1, (count, BINS)))).astype(np.float32)
+    level = rng.uniform(1, 9, (count, 1)) if loudness is None else np.asarray(loudness, np.float64)[:, None]
+    return (10.0 ** (level + rng.uniform(-1, 1, (count, BINS)))).astype(np.float32)
 
 
 def cosine_on(fp32: Path, int8: Path, x: np.ndarray) -> float:
     want = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"]).run(None, {"power": x})[0].ravel()
     got = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"]).run(None, {"power": x})[0].ravel()
     return float(np.dot(want, got) / (np.linalg.norm(want) * np.linalg.norm(got)))
+
+
+def q_scale(path: Path, tensor: str) -> float:
+    model = onnx.load(str(path))
+    scales = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    node = next(n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.input[0] == tensor)
+    return float(scales[node.input[1]])
+
+
+class _Spy:
+    """Counts calls to the search itself."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -99,25 +117,65 @@ def test_auto_narrows_a_range_that_calibration_left_too_wide(calib_dir: Path, tm
     assert cosine_on(model, auto, fresh) > cosine_on(model, entropy, fresh) + 0.2  # measured: 0.94 vs 0.61
 
 
-def test_more_quantized_activations_than_the_search_takes_are_left_to_repair(calib_dir: Path, tmp_path: Path) -> None:
+def test_more_quantized_activations_than_the_search_takes_are_left_to_repair(
+    calib_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = _Spy()
+    monkeypatch.setattr(range_search, "narrow_ranges", spy)
     model = log_spectrum_model(tmp_path / "deep.onnx", layers_after=MAX_TENSORS)  # MAX_TENSORS + 1 activations
     out = tmp_path / "deep.int8.onnx"
     code, err = run_cli("quantize", str(model), "-o", str(out), "--calib-data", str(calib_dir), "--no-accuracy-check")
     assert code == 0, err
-    assert "range search" not in err and "range_search" not in out.with_suffix(".calib.json").read_text()
+    provenance = json.loads(out.with_suffix(".calib.json").read_text())["provenance"]
+    assert spy.calls == 0 and "range_search" not in provenance
     assert "misses its accuracy verdict" in err  # the same front end: the search would have had work to do
 
 
-def test_a_model_that_already_agrees_is_not_searched(tmp_path: Path) -> None:
+def test_a_search_the_held_out_samples_reject_leaves_the_calibrated_ranges(
+    calib_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = log_spectrum_model(tmp_path / "spec.onnx")
+    kept, rejected = tmp_path / "kept.int8.onnx", tmp_path / "rejected.int8.onnx"
+    common = ["--calib-data", str(calib_dir), "--no-accuracy-check"]
+    assert run_cli("quantize", str(model), "-o", str(kept), *common)[0] == 0
+    monkeypatch.setattr(RangeSearch, "kept", property(lambda self: False))
+    code, err = run_cli("quantize", str(model), "-o", str(rejected), *common)
+    assert code == 0, err
+    searched = json.loads(kept.with_suffix(".calib.json").read_text())["provenance"]["range_search"]
+    refused = json.loads(rejected.with_suffix(".calib.json").read_text())["provenance"]["range_search"]
+    assert refused["kept"] is False and {"held_out_before", "held_out_after"} <= set(refused)
+    factor = searched["factors"]["power"]
+    assert refused["factors"]["power"] == factor  # the same search ran ...
+    ratio = q_scale(kept, "power") / q_scale(rejected, "power")
+    assert ratio == pytest.approx(factor, rel=1e-3)  # ... but its ranges were not written
+
+
+def test_fewer_than_five_files_give_nothing_to_confirm_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spy = _Spy()
+    monkeypatch.setattr(range_search, "narrow_ranges", spy)
+    calib = tmp_path / "four"
+    calib.mkdir()
+    for index, sample in enumerate(spectra(4, seed=1, loudness=[2, 7, 1, 8])):
+        np.save(calib / f"{index:02d}.npy", sample[None])
+    model = log_spectrum_model(tmp_path / "spec.onnx")
+    code, err = run_cli("quantize", str(model), "-o", str(tmp_path / "q.onnx"), "--calib-data", str(calib),
+                        "--no-accuracy-check")  # fmt: skip
+    assert code == 0, err
+    assert "range search skipped" in err and "no held-out samples" in err and spy.calls == 0
+
+
+def test_a_model_that_already_agrees_is_not_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calib = tmp_path / "loud"
     calib.mkdir()
     for index in range(10):
         np.save(calib / f"{index:02d}.npy", (10.0 ** (8 + np.random.default_rng(index).uniform(-1, 1, (1, BINS)))).astype(np.float32))
+    spy = _Spy()
+    monkeypatch.setattr(range_search, "narrow_ranges", spy)
     model = log_spectrum_model(tmp_path / "spec.onnx")
     out = tmp_path / "spec.int8.onnx"
     code, err = run_cli("quantize", str(model), "-o", str(out), "--calib-data", str(calib))
     assert code == 0, err
-    assert "range search" not in err and "passes its accuracy verdict" in err
+    assert spy.calls == 0 and "passes its accuracy verdict" in err
 
 
 def _ranges(*names: str) -> TensorsData:
@@ -159,7 +217,8 @@ def test_trt11_int8_build_records_the_search_in_the_engine_manifest(tmp_path: Pa
     """Under the test double at API level 11.x, `build --int8` quantizes the ONNX first: same search, recorded."""
     calib = tmp_path / "calib"
     calib.mkdir()
-    for index, sample in enumerate(spectra(12, seed=1, loudest=6.0)):  # five decades: searched, then it passes
+    # three decades, quiet and loud alternating: the held-out pair (the last two files) misses, the search mends it
+    for index, sample in enumerate(spectra(10, seed=1, loudness=[2, 5, 2.5, 5.5, 3, 4, 2, 5, 2.2, 5.2])):
         np.save(calib / f"{index:02d}.npy", sample[None])
     model = log_spectrum_model(tmp_path / "spec.onnx")
     engine = tmp_path / "spec.engine"
@@ -169,3 +228,7 @@ def test_trt11_int8_build_records_the_search_in_the_engine_manifest(tmp_path: Pa
     pipeline = json.loads(Path(str(engine) + ".json").read_text())["precision"]["pipeline"]
     found = pipeline["calibration"]["range_search"]
     assert found["kept"] and found["factors"] and found["cosine_after"] > found["cosine_before"]
+    code, err = run_cli("build", str(model), *shapes, "--int8", "--calib-data", str(calib), "--output", str(engine))
+    assert code == 0 and "Reusing the range cache" in err, err  # the searched ranges, from the cache
+    again = json.loads(Path(str(engine) + ".json").read_text())["precision"]["pipeline"]["calibration"]
+    assert again["range_search"] == found  # the manifest still says how those ranges were chosen

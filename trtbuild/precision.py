@@ -504,10 +504,14 @@ def _eval_feeds(
     data: CalibrationData | None, source: Path, opts: CalibOptions, opt_shapes: dict[str, tuple[int, ...]] | None
 ) -> tuple[list[dict[str, Any]], bool]:
     """Held-out batches, else calibration ones (flagged), else seeded inputs at shapes derived from the model."""
-    if data is not None and data.num_eval_samples:
-        return list(data.batches("eval")), data.held_out
     if data is not None:
-        return list(data.batches("calib")), False
+        from trtbuild.model.quantize import has_static_batch
+
+        # a model with a fixed batch takes only full batches: the last one repeats samples to fill it
+        full = has_static_batch(source)
+        if data.num_eval_samples:
+            return list(data.batches("eval", pad_last=full)), data.held_out
+        return list(data.batches("calib", pad_last=full)), False
     from trtbuild.model.accuracy import run_model
     from trtbuild.model.calib import seeded_inputs
     from trtbuild.shapes import format_dims

@@ -192,6 +192,8 @@ def _holds_token(feed: Mapping[str, np.ndarray], padding: Mapping[str, Any], sha
     tokens = np.asarray(feed[padding["input"]])
     if tokens.shape != shape:
         raise ValueError(f"padding input {padding['input']} has shape {tokens.shape}, the output's argmax {shape}")
+    if not (tokens != padding["token"]).any():
+        raise ValueError(f"every position of {padding['input']} is padding: a sample with no token measures nothing")
     return tokens != padding["token"]
 
 

@@ -162,8 +162,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     group.add_argument("--calib-method", choices=["auto", "entropy", "minmax", "percentile"], default="auto",
                        help="how activation ranges are chosen: auto (default) makes min-max and entropy (TensorRT's) "
                        "ranges from one calibration pass and keeps the model closer to FP32 on held-out samples; if that "
-                       "one still misses cosine 0.98 and has at most 8 quantized activations, each range is narrowed "
-                       "by the factor (down to 1e-7) that brings the worst calibration batch closest to FP32")
+                       "one still misses cosine 0.98 there and has at most 8 quantized activations, each range is "
+                       "narrowed by the factor (down to 1e-7) that brings the worst calibration batch closest to "
+                       "FP32, kept if the held-out samples agree")
     group.add_argument("--percentile", type=float, default=99.99, help="for --calib-method percentile (default: 99.99)")
     group.add_argument("--exclude-nodes", action="append", metavar="NAMES", help="node names to keep in float (comma-separated)")
     group.add_argument("--exclude-op-types", action="append", metavar="OPS", help="op types to keep in float, e.g. Gemm")

@@ -51,7 +51,7 @@ DEFAULT_PERCENTILE = 99.99
 ENTROPY_BINS = 2048
 ENTROPY_QUANTIZED_BINS = 128
 #: part of a range cache's provenance: bump when the range computation changes so old caches rebuild
-RANGES_VERSION = 5
+RANGES_VERSION = 3
 
 
 #: QuantizeLinear/DequantizeLinear take an ``axis`` (per-channel scales) from opset 13
@@ -407,6 +407,10 @@ def _quantize_ort(
     provenance.update(method=opts.method, percentile=opts.percentile if opts.method == "percentile" else None,
                       op_types=op_types, quantizer="onnxruntime", target_opset=max_opset(target),
                       ranges_version=RANGES_VERSION)  # fmt: skip
+    if opts.method == "auto":  # auto's ranges may come from the range search: its caches follow its version
+        from trtbuild.model.range_search import SEARCH_VERSION
+
+        provenance["range_search_version"] = SEARCH_VERSION
     reused = False
     with tempfile.TemporaryDirectory(prefix="trtbuild-quant-") as tmp_name:
         tmp = Path(tmp_name)
@@ -418,7 +422,9 @@ def _quantize_ort(
                 len(skipped), ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else ""),
             )  # fmt: skip
             opts.exclude_nodes = [*opts.exclude_nodes, *(n for n in skipped if n not in opts.exclude_nodes)]
-        only = () if calib is not None else ("model_sha256", "method", "percentile", "op_types", "ranges_version")
+        only = () if calib is not None else (
+            "model_sha256", "method", "percentile", "op_types", "ranges_version", "range_search_version"
+        )  # fmt: skip
         if cache_is_fresh(cache_path, provenance, explicit=explicit_cache, only=only, what="range cache"):
             try:
                 ranges = load_tensors_data(cache_path)
@@ -430,7 +436,9 @@ def _quantize_ort(
             reused = True
             stored = read_provenance(cache_path) or {}
             if calib is None:
-                provenance = {**stored, **{k: provenance[k] for k in only}}
+                provenance = {**stored, **{k: provenance.get(k) for k in only}}
+            else:  # how the cached ranges were chosen still describes them (the manifest repeats it)
+                provenance.update({k: stored[k] for k in ("method_scores", "range_search") if k in stored})
             candidates = {str(stored.get("chosen_method") or opts.method): ranges}
         else:
             if calib is None:
@@ -438,7 +446,7 @@ def _quantize_ort(
                     f"No calibration data and no range cache at {cache_path}: pass --calib-data DIR (or --calib-random "
                     "for a smoke test)."
                 )
-            static_batch = _has_static_batch(fp32)
+            static_batch = has_static_batch(fp32)
             from trtbuild.console import progress
 
             with _quiet(), progress() as bar:
@@ -454,9 +462,11 @@ def _quantize_ort(
                 batches = functools.partial(calib.batches, "calib", pad_last=static_batch)
                 candidates = _histogram_ranges(calibrator, batches, opts, lambda: bar.advance(task))
             del calibrator
+        select_score: Callable[[Path], float] | None = None
         if len(candidates) > 1:
             feeds = list(select_feeds) or ([next(calib.batches("calib"))] if calib is not None else [])
-            chosen, scores = _choose_ranges(fp32, candidates, tmp, op_types, opts, feeds)
+            select_score = _cosine_scorer(fp32, feeds)
+            chosen, scores = _choose_ranges(fp32, candidates, tmp, op_types, opts, select_score)
             log.info(
                 "Calibration method: %s (cosine to FP32 on %d batch(es): %s).",
                 chosen, len(feeds), ", ".join(f"{m} {v:.5f}" for m, v in scores.items()),
@@ -469,9 +479,10 @@ def _quantize_ort(
         staged = tmp / f"quantized-{chosen}.onnx"  # already written when auto compared the candidates
         if not staged.exists():
             _quantize_with(fp32, ranges, staged, op_types, opts)
-        if opts.method == "auto" and not reused and calib is not None:
-            confirm = list(select_feeds) or [next(calib.batches("calib"))]
-            searched = _search_ranges(fp32, ranges, staged, tmp, op_types, opts, calib, confirm)
+        if opts.method == "auto" and not reused and calib is not None and select_score is not None:
+            held_out = calib.held_out and bool(select_feeds)
+            searched = _search_ranges(fp32, ranges, staged, tmp, op_types, opts, calib, select_score,
+                                      scores[chosen], held_out=held_out)  # fmt: skip
             if searched is not None:
                 provenance["range_search"] = searched[1].to_json()
                 if searched[1].kept:
@@ -661,10 +672,9 @@ def _choose_ranges(
     tmp: Path,
     op_types: list[str],
     opts: QuantizeOptions,
-    feeds: Sequence[Mapping[str, np.ndarray]],
+    worst_cosine: Callable[[Path], float],
 ) -> tuple[str, dict[str, float]]:
-    """The candidate whose model is closest to FP32: highest worst-output cosine on ``feeds``."""
-    worst_cosine = _cosine_scorer(fp32, feeds)
+    """The candidate whose model is closest to FP32: highest ``worst_cosine`` (a :func:`_cosine_scorer`)."""
     scores = {
         method: worst_cosine(_quantize_with(fp32, ranges, tmp / f"quantized-{method}.onnx", op_types, opts))
         for method, ranges in candidates.items()
@@ -699,11 +709,16 @@ def _search_ranges(
     op_types: list[str],
     opts: QuantizeOptions,
     calib: CalibrationData,
-    confirm: Sequence[Mapping[str, np.ndarray]],
+    select_score: Callable[[Path], float],
+    selected: float,
+    *,
+    held_out: bool,
 ) -> tuple[Any, RangeSearch, Path] | None:
-    """:func:`trtbuild.model.range_search.narrow_ranges` scored on the first calibration batches, then
-    confirmed on ``confirm`` (the held-out samples): narrowed ranges that fit the calibration batches
-    but move held-out outputs further from FP32 are not kept (``RangeSearch.kept``)."""
+    """:func:`trtbuild.model.range_search.narrow_ranges` for ``staged`` (the chosen model, ``selected`` its
+    worst cosine by ``select_score`` on the held-out samples): searched when that misses the INT8 cosine,
+    scored on the first calibration batches, confirmed by ``select_score``. Ranges that fit the calibration
+    batches but move held-out outputs away from FP32 are not kept (``RangeSearch.kept``); without held-out
+    samples nothing could confirm a search, so there is none."""
     import itertools
 
     import onnx
@@ -712,17 +727,23 @@ def _search_ranges(
     from trtbuild.model.range_search import FACTORS, MAX_BATCHES, MAX_TENSORS, narrow_ranges
     from trtbuild.verdict import limits_for
 
+    min_cosine = limits_for("int8").min_cosine
+    if selected >= min_cosine:
+        return None
     quantized = onnx.load(str(staged), load_external_data=False)
     tensors = list(dict.fromkeys(
         n.input[0] for n in quantized.graph.node if n.op_type == "QuantizeLinear" and n.input[0] in ranges.data
     ))  # fmt: skip
-    if not tensors or len(tensors) > MAX_TENSORS:  # checked first: scoring runs both models on 8 batches
+    if not tensors or len(tensors) > MAX_TENSORS:
         return None
-    batches = calib.batches("calib", pad_last=_has_static_batch(fp32))
+    if not held_out:
+        log.info(
+            "INT8 range search skipped: the model misses cosine %.2f (%.4f), but with fewer than 5 calibration files "
+            "there are no held-out samples to confirm narrowed ranges on.", min_cosine, selected,
+        )  # fmt: skip
+        return None
+    batches = calib.batches("calib", pad_last=has_static_batch(fp32))
     worst_cosine = _cosine_scorer(fp32, list(itertools.islice(batches, MAX_BATCHES)))
-    before = worst_cosine(staged)
-    if before >= limits_for("int8").min_cosine:
-        return None
     trial = tmp / "range-search.onnx"
 
     def score(candidate: Any) -> float:
@@ -730,17 +751,17 @@ def _search_ranges(
 
     with progress() as bar:
         task = bar.add_task("INT8 range search", total=len(FACTORS) * len(tensors))
-        searched = narrow_ranges(ranges, tensors, score, before, lambda: bar.advance(task))
+        searched = narrow_ranges(ranges, tensors, score, worst_cosine(staged), lambda: bar.advance(task))
     if searched is None:
         return None
     narrowed, found = searched
     path = _quantize_with(fp32, narrowed, tmp / "quantized-narrowed.onnx", op_types, opts)
-    held_out = _cosine_scorer(fp32, confirm)
-    found.confirm(held_out(staged), held_out(path))
+    found.confirm(selected, select_score(path))
     return narrowed, found, path
 
 
-def _has_static_batch(path: Path) -> bool:
+def has_static_batch(path: Path) -> bool:
+    """Whether a graph input has a fixed first dim: such a model runs only full calibration batches."""
     import onnx
 
     model = onnx.load(str(path), load_external_data=False)

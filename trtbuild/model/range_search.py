@@ -7,9 +7,10 @@ method finds: on openwakeword's mel-spectrogram model entropy ranges give cosine
 speech (and negative on silence); that range x 3.2e-5 gives 0.974 or better on every calibration sample,
 silence included, and 0.979-0.985 on held-out ones.
 
-So when the calibrated model misses the INT8 cosine limit on the calibration batches and quantizes at
+So when the calibrated model misses the INT8 cosine limit on the held-out samples and quantizes at
 most :data:`MAX_TENSORS` activations, each one in turn is tried at :data:`FACTORS` of its calibrated
-range (the others as found so far), and the factor with the best worst-batch cosine is kept. Every factor
+range (the others as found so far), scored by the worst cosine over the first :data:`MAX_BATCHES`
+calibration batches, and the best factor is kept (a later one must gain :data:`MIN_GAIN`). Every factor
 is tried, not the first that stops improving: silence and speech pull in opposite directions, so the
 worst batch is not unimodal in the factor. The narrowed ranges are kept only when held-out samples agree
 with FP32 about as well as with the calibrated ones (at most :data:`MIN_GAIN` worse). The ranges only
@@ -26,6 +27,8 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: part of an ``auto`` range cache's provenance: bump when the search changes so such caches rebuild
+SEARCH_VERSION = 1
 #: above this many quantized activations the search (14 quantizations each) costs more than it is worth,
 #: and is not tried: --repair (nodes kept in float) is the tool there
 MAX_TENSORS = 8
