@@ -230,3 +230,31 @@ def test_entropy_threshold_clips_outliers_but_not_the_bulk() -> None:
     relu = np.concatenate([np.zeros(100_000), rng.uniform(0, 1, 100_000)])
     hist, edges = np.histogram(relu, bins=2048, range=(0, 1))
     assert entropy_amax(hist, edges) > 0.8
+
+
+def test_static_batch_model_with_a_short_held_out_batch_quantizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model fixed at batch 4 with 2 held-out samples: the held-out batch is filled by repeating a
+    sample (auto compares its candidates on it, the accuracy report runs on it); unfilled, ONNX Runtime
+    refused the batch of 2."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="Dense")],
+        "static4",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 16])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 8])],
+        [numpy_helper.from_array(rng.normal(0, 0.3, (16, 8)).astype(np.float32), "w")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = tmp_path / "static4.onnx"
+    onnx.save(model, str(path))
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for index in range(10):  # 8 calibrate (two full batches), 2 are held out
+        np.save(calib / f"{index:02d}.npy", rng.uniform(0, 1, (1, 16)).astype(np.float32))
+    out = tmp_path / "static4.int8.onnx"
+    code = main(["quantize", str(path), "-o", str(out), "--calib-data", str(calib)])
+    assert code == 0, capsys.readouterr().err
+    assert out.exists()
